@@ -1,0 +1,116 @@
+"""The config schema every experiment shares; configs/*.py fill in the values.
+
+Groups: data, model, loss, attack (training), eval_attack, optim, plus the
+loop's settings. `config.eps` and `config.norm` are FieldReferences shared by
+both attacks, so `--config.eps=0.1` moves the training and evaluation ε
+together (and the step sizes, which are defined as multiples of ε); set
+`--config.attack.eps` or `--config.eval_attack.eps` to split them.
+"""
+from __future__ import annotations
+
+import ml_collections
+
+SMOKE = 'smoke'
+
+
+def attack_config(norm, eps, num_steps: int, rel_step_size: float, restarts: int = 1,
+                  random_start: bool = True) -> ml_collections.ConfigDict:
+  """A PGD block; step_size = rel_step_size·ε follows --config.eps."""
+  return ml_collections.ConfigDict({
+      'norm': norm,
+      'eps': eps,
+      'num_steps': num_steps,
+      'step_size': eps * rel_step_size,
+      'restarts': restarts,
+      'random_start': random_start,
+      'loss': 'ce',        # attack objective: 'ce' or 'margin'
+      'unroll': True,      # fully unroll the PGD loop (fast on CPU; see attacks.py)
+  })
+
+
+def base_config(*, dataset: str, norm: str, eps: float, model: str) -> ml_collections.ConfigDict:
+  """Defaults shared by all experiments; each configs/*.py overrides what differs."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.norm = ml_collections.FieldReference(norm)
+  c.eps = ml_collections.FieldReference(float(eps))
+
+  c.data = ml_collections.ConfigDict({
+      'name': dataset,
+      'data_dir': '',          # '' -> $TFDS_DATA_DIR -> tfds's default
+      'download': True,        # let tfds download an unprepared dataset
+      'classes': (),           # e.g. (5, 7): keep these classes, relabelled 0..k-1
+      'train_size': 0,         # > 0: class-balanced seeded subset of this size
+      'augment': 'none',       # 'none' or 'crop_flip'
+      'batch_size': 128,       # global, split over local devices
+      'eval_batch_size': 500,
+      'synthetic': {           # only for name='synthetic' (Tsipras et al. §2.1)
+          'p': 0.95, 'eta': 0.1, 'd': 1000, 'num_train': 10000, 'num_test': 10000, 'seed': 0,
+      },
+  })
+  c.model = ml_collections.ConfigDict({
+      'name': model,
+      'num_outputs': 0,        # 0: one logit per class; 1: binary score (2 classes)
+      'normalize': True,       # (x - mean) / std as the model's first layer
+      'hidden': (256, 256),    # mlp
+      'width': 1,              # madry_cnn width multiplier
+      'units': 5,              # cifar_resnet units per group (5: ResNet-32)
+      'widen': 1,              # cifar_resnet width (10: the wide Madry model)
+  })
+  c.loss = ml_collections.ConfigDict({
+      'name': 'pgd_at',        # standard | pgd_at | trades | hinge | package.module:fn
+      'beta': 6.0,             # trades
+  })
+  c.attack = attack_config(c.get_ref('norm'), c.get_ref('eps'), 7, 2.5 / 7)
+  c.eval_attack = attack_config(c.get_ref('norm'), c.get_ref('eps'), 20, 2.5 / 20,
+                                restarts=1)
+  c.optim = ml_collections.ConfigDict({
+      'name': 'sgd',           # sgd | adam | adamw
+      'learning_rate': 0.1,
+      'momentum': 0.9,
+      'nesterov': False,
+      'weight_decay': 0.0,
+      'schedule': 'piecewise',  # constant | cosine | piecewise
+      'decay_at': (0.5, 0.75),  # fractions of training (piecewise)
+      'decay_factor': 0.1,
+      'warmup_steps': 0,
+      'grad_clip_norm': 0.0,    # 0: no clipping
+  })
+  c.num_epochs = 10.0
+  c.num_train_steps = 0        # > 0 overrides num_epochs
+  c.num_eval_examples = 0      # > 0: evaluate on the first n test examples only
+  c.log_every = 100
+  c.checkpoint_every = 1000
+  c.eval_every = 0             # > 0: also evaluate during training
+  c.max_checkpoints = 3
+  c.tensorboard = True
+  c.progress_bar = True
+  return c
+
+
+def shrink_for_smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A seconds-long run of the same code paths: tiny data, 4 steps, weak attacks."""
+  c.data.train_size = 64
+  c.data.batch_size = 16
+  c.data.eval_batch_size = 64
+  c.num_train_steps = 4
+  c.num_eval_examples = 100
+  c.attack.num_steps = min(c.attack.num_steps, 2)
+  c.eval_attack.num_steps = min(c.eval_attack.num_steps, 3)
+  c.eval_attack.restarts = min(c.eval_attack.restarts, 2)
+  c.attack.step_size = c.get_ref('eps') * (2.5 / 2)
+  c.eval_attack.step_size = c.get_ref('eps') * (2.5 / 3)
+  c.log_every = 2
+  c.checkpoint_every = 2
+  c.progress_bar = False
+  return c
+
+
+def finalize(c: ml_collections.ConfigDict, arg: str | None) -> ml_collections.ConfigDict:
+  """Applies the variant named by the ':arg' suffix of --config."""
+  if arg in (None, ''):
+    return c
+  if arg == SMOKE:
+    return shrink_for_smoke(c)
+  raise ValueError(f'Unknown config variant {arg!r}. Valid choices: {SMOKE!r} '
+                   f'(e.g. --config=configs/mnist_linf.py:smoke), or none.')

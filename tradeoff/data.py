@@ -1,0 +1,269 @@
+"""Datasets as in-memory arrays, and the batch order as a pure function.
+
+Pixels are kept as uint8 on the host and become f32 in [0, 1] per batch; any
+normalisation happens inside the model, so attacks work in pixel space and
+their ε means what the paper's does.
+
+The training stream is the concatenation of per-epoch permutations, each a
+pure function of (seed, epoch); batch `s` is positions [s·B, (s+1)·B) of that
+stream. So a resumed run draws exactly the batches the uninterrupted run would
+have, and a training set smaller than a batch is still well defined.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import os
+from typing import Callable, Iterator
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from tradeoff import registry
+
+DATASETS: registry.Registry[Callable[[ml_collections.ConfigDict], 'Dataset']] = (
+    registry.Registry('dataset'))
+
+APPROXIMATE_CIFAR10_MARKER = 'APPROXIMATE_CIFAR10_JPEG75.txt'
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """Train and test arrays plus what the model and attack need to know.
+
+  Attributes:
+    name: the dataset's registry name.
+    x_train: u8[N, H, W, C] pixels (or f32[N, D] features for synthetic data).
+    y_train: i32[N] class indices in [0, num_classes).
+    x_test: like x_train.
+    y_test: like y_train.
+    num_classes: number of classes after any class subset.
+    mean: per-channel mean of [0, 1] pixels, for normalisation in the model.
+    std: per-channel std of [0, 1] pixels.
+    bounds: (lo, hi) the valid input box that attacks project onto, or None
+      for unbounded (synthetic) features.
+    info: provenance written to results.json (source, sizes, classes, ...).
+  """
+  name: str
+  x_train: np.ndarray
+  y_train: np.ndarray
+  x_test: np.ndarray
+  y_test: np.ndarray
+  num_classes: int
+  mean: tuple[float, ...]
+  std: tuple[float, ...]
+  bounds: tuple[float, float] | None
+  info: dict
+
+
+def to_float(x: np.ndarray) -> np.ndarray:
+  """u8 pixels -> f32 in [0, 1]; float features pass through as f32."""
+  if x.dtype == np.uint8:
+    return x.astype(np.float32) * np.float32(1 / 255)
+  return x.astype(np.float32, copy=False)
+
+
+# ---------------------------------------------------------------------------
+# tensorflow-datasets sources.
+
+_TFDS_STATS = {  # per-channel mean / std of the training pixels in [0, 1]
+    'mnist': ((0.1307,), (0.3081,), 10),
+    'fashion_mnist': ((0.2860,), (0.3530,), 10),
+    'cifar10': ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 10),
+}
+
+
+def resolve_data_dir(data_dir: str) -> str | None:
+  """The config's data_dir, else $TFDS_DATA_DIR, else None (tfds's default)."""
+  return os.path.expanduser(data_dir or os.environ.get('TFDS_DATA_DIR', '')) or None
+
+
+def _load_tfds(name: str, data_cfg: ml_collections.ConfigDict) -> Dataset:
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  tf.config.set_visible_devices([], 'GPU')  # TF only reads files; JAX owns the accelerator.
+
+  data_dir = resolve_data_dir(data_cfg.data_dir)
+  builder = tfds.builder(name, data_dir=data_dir)
+  if not builder.is_prepared():
+    if not data_cfg.download:
+      raise FileNotFoundError(
+          f'tfds dataset {name!r} is not prepared in {builder.data_dir}. Set '
+          f'--config.data.data_dir or $TFDS_DATA_DIR to a prepared data dir, or '
+          f'--config.data.download=True on a machine with internet access.')
+    builder.download_and_prepare()
+  arrays = {}
+  for split in ('train', 'test'):
+    ds = builder.as_dataset(split=split, batch_size=-1, as_supervised=True)
+    x, y = tfds.as_numpy(ds)
+    arrays[split] = (np.asarray(x, np.uint8), np.asarray(y, np.int32))
+  mean, std, num_classes = _TFDS_STATS[name]
+  root = os.path.dirname(os.path.dirname(builder.data_dir))  # <root>/<name>/<version>
+  approximate = os.path.exists(os.path.join(root, APPROXIMATE_CIFAR10_MARKER))
+  if approximate:
+    logging.warning('%s in %s is the APPROXIMATE (JPEG q75) copy: label results '
+                    'as such.', name, root)
+  info = {'source': f'tfds:{name}:{builder.info.version}', 'data_dir': root,
+          'approximate_copy': approximate}
+  return Dataset(name, *arrays['train'], *arrays['test'], num_classes=num_classes,
+                 mean=mean, std=std, bounds=(0.0, 1.0), info=info)
+
+
+for _name in _TFDS_STATS:
+  DATASETS.register(_name)(functools.partial(_load_tfds, _name))
+
+
+# ---------------------------------------------------------------------------
+# Subsets.
+
+def select_classes(ds: Dataset, classes) -> Dataset:
+  """Keeps the listed classes and relabels them 0..k-1 in the given order.
+
+  Example: classes=(5, 7) gives binary MNIST with 5 -> 0 and 7 -> 1.
+  """
+  classes = tuple(int(c) for c in classes)
+  if len(classes) < 2 or len(set(classes)) != len(classes):
+    raise ValueError(f'data.classes={classes} must list at least 2 distinct classes.')
+  bad = [c for c in classes if not 0 <= c < ds.num_classes]
+  if bad:
+    raise ValueError(f'data.classes={classes}: classes {bad} are not in '
+                     f'[0, {ds.num_classes}) for dataset {ds.name!r}.')
+  lut = np.full(ds.num_classes, -1, np.int32)
+  lut[list(classes)] = np.arange(len(classes), dtype=np.int32)
+
+  def keep(x, y):
+    m = lut[y] >= 0
+    return x[m], lut[y[m]]
+
+  return dataclasses.replace(
+      ds, **dict(zip(('x_train', 'y_train'), keep(ds.x_train, ds.y_train))),
+      **dict(zip(('x_test', 'y_test'), keep(ds.x_test, ds.y_test))),
+      num_classes=len(classes), info={**ds.info, 'classes': list(classes)})
+
+
+def balanced_subset_indices(y: np.ndarray, n: int, num_classes: int,
+                            seed: int) -> np.ndarray:
+  """Indices of a class-balanced random subset of size n, a pure fn of seed.
+
+  Each class gets n // K examples and the first n % K classes one more; within
+  a class the choice is a seeded permutation, so subsets of growing n drawn with
+  one seed are nested.
+  """
+  if not num_classes <= n <= len(y):
+    raise ValueError(f'data.train_size={n} must be in [{num_classes}, {len(y)}] '
+                     f'(number of classes, training examples).')
+  rng = np.random.default_rng([seed, 0x5EB5E7])
+  per_class = [n // num_classes + (k < n % num_classes) for k in range(num_classes)]
+  chosen = []
+  for k, m in enumerate(per_class):
+    idx = np.flatnonzero(y == k)
+    if m > len(idx):
+      raise ValueError(f'data.train_size={n} needs {m} examples of class {k}, '
+                       f'which has only {len(idx)}.')
+    chosen.append(idx[rng.permutation(len(idx))[:m]])
+  return np.sort(np.concatenate(chosen))
+
+
+def load(data_cfg: ml_collections.ConfigDict, seed: int) -> Dataset:
+  """Loads `data_cfg.name`, then applies `classes` and `train_size`."""
+  ds = DATASETS.get(data_cfg.name)(data_cfg)
+  if data_cfg.classes:
+    ds = select_classes(ds, data_cfg.classes)
+  if data_cfg.train_size > 0:
+    idx = balanced_subset_indices(ds.y_train, data_cfg.train_size, ds.num_classes, seed)
+    ds = dataclasses.replace(ds, x_train=ds.x_train[idx], y_train=ds.y_train[idx])
+  info = {**ds.info, 'name': ds.name, 'num_train': len(ds.y_train),
+          'num_test': len(ds.y_test), 'num_classes': ds.num_classes}
+  return dataclasses.replace(ds, info=info)
+
+
+# ---------------------------------------------------------------------------
+# Batches.
+
+class TrainStream:
+  """Batch `step` of the seeded, epoch-permuted training stream.
+
+  `batch(step)` is a pure function of (seed, step): it depends on nothing that
+  happened before, which is what makes a resumed run identical.
+  """
+
+  def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
+    self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
+    self.n = len(y)
+
+  @functools.lru_cache(maxsize=4)
+  def permutation(self, epoch: int) -> np.ndarray:
+    return np.random.default_rng([self.seed, epoch]).permutation(self.n)
+
+  def indices(self, step: int) -> np.ndarray:
+    pos = step * self.batch_size + np.arange(self.batch_size)
+    epochs, within = np.divmod(pos, self.n)
+    out = np.empty(self.batch_size, np.int64)
+    for e in np.unique(epochs):
+      m = epochs == e
+      out[m] = self.permutation(int(e))[within[m]]
+    return out
+
+  def batch(self, step: int) -> dict[str, np.ndarray]:
+    idx = self.indices(step)
+    return {'image': to_float(self.x[idx]), 'label': self.y[idx]}
+
+  def epoch(self, step: int) -> float:
+    return step * self.batch_size / self.n
+
+
+def eval_batches(x: np.ndarray, y: np.ndarray, batch_size: int
+                 ) -> Iterator[dict[str, np.ndarray]]:
+  """Fixed-size batches covering x once; the last is padded with mask = 0.
+
+  Metrics are aggregated as masked sums and counts, so every example counts
+  exactly once and padding counts never.
+  """
+  for start in range(0, len(y), batch_size):
+    xb, yb = to_float(x[start:start + batch_size]), y[start:start + batch_size]
+    k = len(yb)
+    mask = np.ones(batch_size, np.float32)
+    if k < batch_size:
+      pad = batch_size - k
+      xb = np.concatenate([xb, np.zeros((pad,) + xb.shape[1:], xb.dtype)])
+      yb = np.concatenate([yb, np.zeros(pad, yb.dtype)])
+      mask[k:] = 0
+    yield {'image': xb, 'label': yb, 'mask': mask}
+
+
+def shard(batch: dict[str, np.ndarray], num_devices: int) -> dict[str, np.ndarray]:
+  """[B, ...] -> [devices, B / devices, ...] for pmap."""
+  def split(a):
+    if a.shape[0] % num_devices:
+      raise ValueError(f'Batch size {a.shape[0]} is not divisible by the '
+                       f'{num_devices} local devices.')
+    return a.reshape((num_devices, a.shape[0] // num_devices) + a.shape[1:])
+  return jax.tree.map(split, batch)
+
+
+# ---------------------------------------------------------------------------
+# Augmentation, on device inside the train step.
+
+def _crop_flip(rng: jax.Array, images: jax.Array, pad: int = 4) -> jax.Array:
+  """Random crop after `pad` zero pixels each side, and a random left-right flip."""
+  b, h, w, _ = images.shape
+  k_crop, k_flip = jax.random.split(rng)
+  padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+  offsets = jax.random.randint(k_crop, (b, 2), 0, 2 * pad + 1)
+  crop = jax.vmap(lambda im, o: jax.lax.dynamic_slice(
+      im, (o[0], o[1], 0), (h, w, im.shape[-1])))
+  out = crop(padded, offsets)
+  flip = jax.random.bernoulli(k_flip, 0.5, (b, 1, 1, 1))
+  return jnp.where(flip, out[:, :, ::-1], out)
+
+
+AUGMENTATIONS = {'none': lambda rng, images: images, 'crop_flip': _crop_flip}
+
+
+def get_augmentation(name: str):
+  registry.check_choice('data.augment', name, sorted(AUGMENTATIONS))
+  return AUGMENTATIONS[name]

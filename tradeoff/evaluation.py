@@ -1,0 +1,75 @@
+"""Clean and robust accuracy of a model over a test set, on all local devices.
+
+A test point counts as robust only if the model is right on x *and* on the
+attack's output: x itself lies in the threat ball, so a misclassified x is
+never robust, whatever the attack returns. Sums and counts are accumulated
+with a mask, so a short last batch counts exactly.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tradeoff import attacks
+from tradeoff import data
+from tradeoff import models
+from tradeoff import objectives
+
+AXIS = 'batch'
+
+
+def make_eval_step(module: nn.Module, attack: attacks.Attack) -> Callable:
+  """pmapped (params, model_state, sharded batch, rng) -> summed counts."""
+
+  def eval_step(params, model_state, batch, rng):
+    rng = jax.random.fold_in(rng, jax.lax.axis_index(AXIS))
+    logits_fn = lambda x: models.apply(module, params, model_state, x, train=False)[0]
+    x, y, mask = batch['image'], batch['label'], batch['mask']
+    clean_logits = logits_fn(x)
+    clean_ok = models.predict(clean_logits) == y
+    x_adv = attack(logits_fn, x, y, rng)
+    adv_logits = logits_fn(x_adv)
+    robust_ok = clean_ok & (models.predict(adv_logits) == y)
+    sums = {'count': jnp.sum(mask),
+            'clean_correct': jnp.sum(clean_ok * mask),
+            'robust_correct': jnp.sum(robust_ok * mask),
+            'clean_loss': jnp.sum(objectives.cross_entropy(clean_logits, y) * mask),
+            'adv_loss': jnp.sum(objectives.cross_entropy(adv_logits, y) * mask)}
+    return jax.lax.psum(sums, AXIS)
+
+  return jax.pmap(eval_step, axis_name=AXIS, in_axes=(0, 0, 0, None))
+
+
+def evaluate(p_eval_step: Callable, params, model_state, x: np.ndarray, y: np.ndarray,
+             batch_size: int, rng: jax.Array) -> dict[str, float]:
+  """Runs a `make_eval_step` function over (x, y).
+
+  Args:
+    p_eval_step: from make_eval_step.
+    params: replicated params (leading device axis).
+    model_state: replicated model state.
+    x: test inputs (u8 pixels or f32 features), all of which are evaluated.
+    y: i32 labels.
+    batch_size: global eval batch, a multiple of the local device count.
+    rng: key for the attack's random starts; batch i uses fold_in(rng, i).
+
+  Returns:
+    clean_accuracy, robust_accuracy, clean_loss, adv_loss, num_examples.
+  """
+  num_devices = jax.local_device_count()
+  totals = None
+  for i, batch in enumerate(data.eval_batches(x, y, batch_size)):
+    sums = p_eval_step(params, model_state, data.shard(batch, num_devices),
+                       jax.random.fold_in(rng, i))
+    sums = jax.tree.map(lambda a: a[0], sums)
+    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+  totals = jax.tree.map(float, jax.device_get(totals))
+  n = totals['count']
+  return {'clean_accuracy': totals['clean_correct'] / n,
+          'robust_accuracy': totals['robust_correct'] / n,
+          'clean_loss': totals['clean_loss'] / n, 'adv_loss': totals['adv_loss'] / n,
+          'num_examples': int(n)}

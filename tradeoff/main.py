@@ -1,0 +1,30 @@
+r"""Trains and evaluates one experiment.
+
+    python -m tradeoff.main --config=configs/mnist_linf.py --workdir=runs/mnist_linf \
+        [--config.eps=0.1] [--config.attack.num_steps=20] [--config.loss.name=trades]
+
+Running the same command again resumes from the last checkpoint in --workdir.
+"""
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from tradeoff import train
+from tradeoff import writers
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Experiment config file, e.g. configs/mnist_linf.py[:smoke].',
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics and results.')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  writers.quiet_library_logs()
+  train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,80 @@
+"""Where metrics go: metrics.jsonl, TensorBoard event files, a progress bar."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+
+import tqdm
+
+
+class MetricWriter:
+  """Appends one JSON line per log step and mirrors scalars to TensorBoard.
+
+  metrics.jsonl is the record figures are drawn from; a resumed run appends to
+  it, and `read_metrics` keeps the last line written for each step.
+  """
+
+  def __init__(self, workdir: str, tensorboard: bool = True):
+    self.path = os.path.join(workdir, 'metrics.jsonl')
+    self._tb = None
+    if tensorboard:
+      from flax.metrics import tensorboard as flax_tb  # pylint: disable=g-import-not-at-top
+      self._tb = flax_tb.SummaryWriter(os.path.join(workdir, 'tensorboard'))
+
+  def write(self, step: int, scalars: dict[str, float]) -> None:
+    record = {'step': int(step), **{k: float(v) for k, v in scalars.items()}}
+    with open(self.path, 'a') as f:
+      f.write(json.dumps(record) + '\n')
+    if self._tb is not None:
+      for k, v in scalars.items():
+        if math.isfinite(float(v)):
+          self._tb.scalar(k, float(v), step)
+      self._tb.flush()
+
+  def close(self) -> None:
+    if self._tb is not None:
+      self._tb.close()
+
+
+def read_metrics(workdir: str) -> list[dict]:
+  """The records of metrics.jsonl, one per (step, set of keys), last write wins."""
+  path = os.path.join(workdir, 'metrics.jsonl')
+  latest = {}
+  with open(path) as f:
+    for line in f:
+      rec = json.loads(line)
+      latest[(rec['step'], tuple(sorted(rec)))] = rec
+  return sorted(latest.values(), key=lambda r: r['step'])
+
+
+class Progress:
+  """tqdm bar with ETA; the postfix shows the latest loss and accuracy."""
+
+  def __init__(self, total: int, initial: int, desc: str = 'train'):
+    self._bar = tqdm.tqdm(total=total, initial=initial, desc=desc, unit='step',
+                          dynamic_ncols=True, file=sys.stderr,
+                          mininterval=1.0 if sys.stderr.isatty() else 30.0)
+
+  def update(self, n: int = 1) -> None:
+    self._bar.update(n)
+
+  def show(self, scalars: dict[str, float]) -> None:
+    shown = {k.split('/')[-1]: f'{v:.4g}' for k, v in scalars.items()
+             if k.endswith(('loss', 'accuracy'))}
+    self._bar.set_postfix(shown, refresh=False)
+    logging.info('step %d: %s', self._bar.n,
+                 ', '.join(f'{k}={v:.4g}' for k, v in scalars.items()))
+
+  def close(self) -> None:
+    self._bar.close()
+
+
+def quiet_library_logs() -> None:
+  """Keeps absl INFO logs for tradeoff, drops the per-save chatter of orbax."""
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  absl_logging.set_verbosity(absl_logging.INFO)
+  absl_logging.get_absl_handler().addFilter(
+      lambda record: record.levelno >= logging.WARNING or 'orbax' not in record.pathname)
