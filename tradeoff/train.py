@@ -73,7 +73,7 @@ def train_step(state: TrainState, batch, root_rng, *, loss_fn, ctx: losses.Conte
                                                k_loss, ctx)
   if axis_name is not None:
     grads, metrics, model_state = jax.lax.pmean((grads, metrics, model_state), axis_name)
-  metrics['grad_norm'] = optax.global_norm(grads)
+  metrics['grad_norm'] = optax.tree.norm(grads)
   return state.apply_gradients(grads=grads, model_state=model_state), metrics
 
 
@@ -92,8 +92,21 @@ def create_state(rng, module: nn.Module, example_input: np.ndarray,
                            model_state=variables)
 
 
+def rng_streams(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(init, train, eval) keys of a run: a pure function of config.seed."""
+  k_init, k_train, k_eval = jax.random.split(jax.random.key(seed), 3)
+  return k_init, k_train, k_eval
+
+
 def replicate(tree, num_devices: int):
-  return jax.tree.map(lambda a: jnp.broadcast_to(jnp.asarray(a), (num_devices,) + jnp.shape(a)), tree)
+  """Host copies with a leading device axis; pmap shards them over its devices.
+
+  Going through the host also uncommits arrays that were placed on one device
+  (e.g. by a checkpoint restore), which pmap would otherwise reject.
+  """
+  return jax.tree.map(
+      lambda a: np.broadcast_to(np.asarray(a), (num_devices,) + np.shape(a)),
+      jax.device_get(tree))
 
 
 def unreplicate(tree):
@@ -176,8 +189,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   num_devices = jax.local_device_count()
   steps = total_steps(config, len(ds.y_train))
   tx, lr_schedule = optim.build(config.optim, steps)
-  root = jax.random.key(config.seed)
-  k_init, k_train, k_eval = jax.random.split(root, 3)
+  k_init, k_train, k_eval = rng_streams(config.seed)
   state = create_state(k_init, module, data.to_float(ds.x_train[:1]), tx)
 
   mngr = checkpoint.manager(workdir, config.max_checkpoints)
@@ -222,6 +234,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     scalars['train/epoch'] = stream.epoch(step)
     scalars['train/images_per_s'] = steps_since * config.data.batch_size / max(elapsed, 1e-9)
     writer.write(step, scalars)
+    logging.info('step %d/%d: %s', step, steps,
+                 ', '.join(f'{k[6:]}={v:.4g}' for k, v in scalars.items()))
     if progress:
       progress.show(scalars)
     pending.clear()

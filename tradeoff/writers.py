@@ -65,8 +65,6 @@ class Progress:
     shown = {k.split('/')[-1]: f'{v:.4g}' for k, v in scalars.items()
              if k.endswith(('loss', 'accuracy'))}
     self._bar.set_postfix(shown, refresh=False)
-    logging.info('step %d: %s', self._bar.n,
-                 ', '.join(f'{k}={v:.4g}' for k, v in scalars.items()))
 
   def close(self) -> None:
     self._bar.close()

@@ -1,0 +1,62 @@
+"""Test setup: 2 fake CPU devices, and tfds data prepared offline when possible.
+
+XLA_FLAGS must be set before JAX initialises its backend, so this runs at
+import time. Data: $TFDS_DATA_DIR if it holds the datasets; otherwise, when
+the offline kit ../shared/data/prepare_tfds.py exists beside the checkout,
+the datasets are prepared once into .data/ (ignored by git); otherwise tests
+that need real data are skipped, except under CI=true, where they fail.
+"""
+import os
+import subprocess
+import sys
+
+os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
+                           ' --xla_force_host_platform_device_count=2').strip()
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import pytest  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KIT = os.path.join(os.path.dirname(ROOT), 'shared', 'data', 'prepare_tfds.py')
+LOCAL_DATA = os.path.join(ROOT, '.data', 'tfds')
+
+
+def _prepared(data_dir, name):
+  return bool(data_dir) and os.path.isdir(os.path.join(data_dir, name))
+
+
+def _data_dir(name: str) -> str:
+  """A tfds data dir holding `name`, preparing it from the offline kit if needed."""
+  local = LOCAL_DATA + ('_cifar10_jpeg75' if name == 'cifar10' else '')
+  for candidate in (os.environ.get('TFDS_DATA_DIR', ''), local):
+    if _prepared(candidate, name):
+      return candidate
+  if os.path.exists(KIT):
+    subprocess.run([sys.executable, KIT, LOCAL_DATA, '--datasets', name], check=True,
+                   stdout=subprocess.DEVNULL)
+    if _prepared(local, name):
+      return local
+  msg = f'tfds dataset {name!r} not found and no offline kit at {KIT}'
+  if os.environ.get('CI') == 'true':
+    pytest.fail(msg)
+  pytest.skip(msg)
+
+
+@pytest.fixture(scope='session')
+def mnist_dir():
+  return _data_dir('mnist')
+
+
+@pytest.fixture(scope='session')
+def fashion_mnist_dir():
+  return _data_dir('fashion_mnist')
+
+
+@pytest.fixture(scope='session')
+def cifar10_dir():
+  return _data_dir('cifar10')
+
+
+@pytest.fixture(scope='session')
+def repo_root():
+  return ROOT

@@ -1,0 +1,179 @@
+"""Whole runs of the real configs' smoke variants, in-process and through the CLI."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+from ml_collections import config_flags
+
+from tradeoff import checkpoint
+from tradeoff import evaluate
+from tradeoff import train
+from tradeoff import writers
+
+RESULT_KEYS = {'config', 'commit', 'device', 'wall_time_s', 'clean_accuracy',
+               'robust_accuracy', 'eval_attack', 'train_attack', 'data', 'num_examples'}
+
+
+def load_config(repo_root, name, overrides=()):
+  path = os.path.join(repo_root, 'configs', name)
+  config = config_flags.config_flags._LoadConfigModule(  # pylint: disable=protected-access
+      'cfg', path.split(':')[0]).get_config(*(path.split(':')[1:] or [None]))
+  for key, value in overrides:
+    node = config
+    *parents, leaf = key.split('.')
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return config
+
+
+@pytest.mark.parametrize('name,fixture', [
+    ('mnist_linf.py:smoke', 'mnist_dir'), ('mnist_l2.py:smoke', 'mnist_dir'),
+    ('fashion_mnist_linf.py:smoke', 'fashion_mnist_dir'),
+    ('cifar10_linf.py:smoke', 'cifar10_dir'), ('cifar10_l2.py:smoke', 'cifar10_dir')])
+def test_smoke_configs_train_and_write_results(name, fixture, request, repo_root, tmp_path):
+  data_dir = request.getfixturevalue(fixture)
+  config = load_config(repo_root, name, [('data.data_dir', data_dir)])
+  results = train.train_and_evaluate(config, str(tmp_path))
+  assert RESULT_KEYS <= set(results)
+  on_disk = json.load(open(tmp_path / 'results.json'))
+  assert on_disk['clean_accuracy'] == results['clean_accuracy']
+  assert 0.0 <= results['robust_accuracy'] <= results['clean_accuracy'] <= 1.0
+  assert results['num_examples'] == config.num_eval_examples
+  atk = results['eval_attack']
+  assert (atk['norm'], atk['eps'], atk['num_steps'], atk['restarts']) == (
+      config.eval_attack.norm, config.eval_attack.eps, config.eval_attack.num_steps,
+      config.eval_attack.restarts)
+  assert atk['step_size'] > 0
+  assert results['data']['approximate_copy'] == name.startswith('cifar10')
+  assert json.load(open(tmp_path / 'config.json'))['eps'] == config.eps
+  records = writers.read_metrics(str(tmp_path))
+  train_steps = [r['step'] for r in records if 'train/loss' in r]
+  assert train_steps == [2, 4]
+  assert all(np.isfinite(r['train/loss']) for r in records if 'train/loss' in r)
+  assert os.listdir(tmp_path / 'tensorboard')
+  assert checkpoint.manager(str(tmp_path)).latest_step() == 4
+
+
+def test_rerun_of_a_finished_run_resumes_and_evaluates_identically(mnist_dir, repo_root,
+                                                                    tmp_path):
+  config = load_config(repo_root, 'mnist_linf.py:smoke', [('data.data_dir', mnist_dir)])
+  first = train.train_and_evaluate(config, str(tmp_path))
+  second = train.train_and_evaluate(config, str(tmp_path))
+  assert second['resumed_from_step'] == 4
+  assert second['robust_accuracy'] == first['robust_accuracy']
+  again = evaluate.evaluate_run(config, str(tmp_path))
+  assert (again['clean_accuracy'], again['robust_accuracy']) == (
+      first['clean_accuracy'], first['robust_accuracy'])
+
+
+def test_changed_config_in_same_workdir_is_rejected(mnist_dir, repo_root, tmp_path):
+  config = load_config(repo_root, 'mnist_linf.py:smoke', [('data.data_dir', mnist_dir)])
+  train.train_and_evaluate(config, str(tmp_path))
+  config.eps = 0.1
+  with pytest.raises(ValueError, match=r'eps: 0.3 -> 0.1'):
+    train.train_and_evaluate(config, str(tmp_path))
+
+
+def test_non_finite_loss_stops_the_run_naming_the_step(mnist_dir, repo_root, tmp_path):
+  config = load_config(repo_root, 'mnist_linf.py:smoke', [
+      ('data.data_dir', mnist_dir), ('optim.name', 'sgd'), ('optim.learning_rate', 1e38),
+      ('optim.schedule', 'constant'), ('checkpoint_every', 3)])
+  with pytest.raises(FloatingPointError, match=r'Non-finite training loss \S+ at step 1 '):
+    train.train_and_evaluate(config, str(tmp_path))
+  assert checkpoint.manager(str(tmp_path)).latest_step() is None  # nothing bad was saved
+
+
+def _cli(repo_root, *args, **kwargs):
+  env = {**os.environ, 'PYTHONUNBUFFERED': '1'}
+  return subprocess.Popen([sys.executable, '-m', *args], cwd=repo_root, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def _final_params(workdir):
+  mngr = checkpoint.manager(workdir)
+  step = mngr.latest_step()
+  restored = mngr.restore(step, args=checkpoint.ocp.args.Composite(
+      state=checkpoint.ocp.args.StandardRestore()))
+  return step, restored['state']['params']
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_parameters(mnist_dir, repo_root, tmp_path):
+  """kill -9 mid-run, rerun the same command: same final parameters as a clean run."""
+  args = ['tradeoff.main', '--config=configs/mnist_linf.py:smoke',
+          f'--config.data.data_dir={mnist_dir}', '--config.num_train_steps=60',
+          '--config.checkpoint_every=5', '--config.data.batch_size=64',
+          '--config.data.train_size=256', '--config.attack.num_steps=5',
+          '--config.eval_attack.num_steps=5']
+  clean, killed = str(tmp_path / 'clean'), str(tmp_path / 'killed')
+  proc = _cli(repo_root, *args, f'--workdir={clean}')
+  out = proc.communicate(timeout=600)[0]
+  assert proc.returncode == 0, out
+
+  proc = _cli(repo_root, *args, f'--workdir={killed}')
+  ckpt_dir = os.path.join(killed, 'checkpoints')
+  deadline = time.time() + 300
+  while time.time() < deadline and proc.poll() is None:
+    steps = [int(d) for d in os.listdir(ckpt_dir) if d.isdigit()] if os.path.isdir(ckpt_dir) else []
+    if steps and max(steps) >= 10:
+      break
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.communicate()
+  assert not os.path.exists(os.path.join(killed, 'results.json')), 'the run ended before the kill'
+  killed_at = checkpoint.manager(killed).latest_step()
+  assert 10 <= killed_at < 60
+
+  proc = _cli(repo_root, *args, f'--workdir={killed}')
+  out = proc.communicate(timeout=600)[0]
+  assert proc.returncode == 0, out
+  assert f'Resumed from step {killed_at}' in out
+  step_a, params_a = _final_params(clean)
+  step_b, params_b = _final_params(killed)
+  assert step_a == step_b == 60
+  jax.tree.map(np.testing.assert_array_equal, params_a, params_b)
+  results = json.load(open(os.path.join(killed, 'results.json')))
+  assert results['resumed_from_step'] == killed_at
+  assert results['robust_accuracy'] == json.load(open(os.path.join(clean, 'results.json')))[
+      'robust_accuracy']
+
+
+@pytest.mark.slow
+def test_cli_overrides_typos_and_reevaluation(mnist_dir, repo_root, tmp_path):
+  workdir = str(tmp_path / 'run')
+  proc = _cli(repo_root, 'tradeoff.main', '--config=configs/mnist_linf.py:smoke',
+              f'--workdir={workdir}', f'--config.data.data_dir={mnist_dir}',
+              '--config.eps=0.2', '--config.loss.name=trades')
+  out = proc.communicate(timeout=600)[0]
+  assert proc.returncode == 0, out
+  results = json.load(open(os.path.join(workdir, 'results.json')))
+  assert results['config']['loss']['name'] == 'trades'
+  assert results['train_attack']['eps'] == results['eval_attack']['eps'] == 0.2
+  assert results['eval_attack']['step_size'] == pytest.approx(0.2 * 2.5 / 3)
+
+  proc = _cli(repo_root, 'tradeoff.evaluate', f'--workdir={workdir}',
+              '--config.eval_attack.num_steps=10', '--config.eval_attack.restarts=3',
+              '--config.eval_attack.eps=0.3')
+  out = proc.communicate(timeout=600)[0]
+  assert proc.returncode == 0, out
+  ev = json.load(open(os.path.join(workdir, 'evaluations', 'linf_eps0.3_pgd10x3.json')))
+  assert (ev['eval_attack']['num_steps'], ev['eval_attack']['restarts']) == (10, 3)
+  assert ev['checkpoint_step'] == 4 and ev['num_examples'] == 100
+  assert ev['robust_accuracy'] <= ev['clean_accuracy'] == results['clean_accuracy']
+
+  proc = _cli(repo_root, 'tradeoff.main', '--config=configs/mnist_linf.py:smoke',
+              f'--workdir={tmp_path / "typo"}', '--config.atack.eps=0.1')
+  out = proc.communicate(timeout=600)[0]
+  assert proc.returncode != 0 and 'Did you mean "attack"' in out
+  proc = _cli(repo_root, 'tradeoff.main', '--config=configs/mnist_linf.py:smoke',
+              f'--workdir={tmp_path / "badloss"}', '--config.loss.name=pgd',
+              f'--config.data.data_dir={mnist_dir}')
+  out = proc.communicate(timeout=600)[0]
+  assert proc.returncode != 0 and "Unknown loss 'pgd'" in out and 'pgd_at' in out

@@ -1,0 +1,126 @@
+r"""Throughput of the training step, against this machine's matmul peak.
+
+    python -m tradeoff.bench [--batch_size=128] [--steps=7,40] [--output=figures/results/bench.json]
+
+Times the real pmapped train step (Madry et al. MNIST CNN, batch 128, ℓ∞
+ε = 0.3) for standard training and for PGD-k adversarial training, after
+warm-up, on random inputs (no dataset needed). FLOPs per step come from XLA's
+cost analysis of the same step; the f32 matmul peak is measured in the same
+process (2048×2048 jnp.dot), so the share of peak compares like with like.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from tradeoff import attacks
+from tradeoff import data
+from tradeoff import losses
+from tradeoff import models
+from tradeoff import provenance
+from tradeoff import train
+
+_BATCH = flags.DEFINE_integer('batch_size', 128, 'Global batch size.')
+_STEPS = flags.DEFINE_list('pgd_steps', ['7', '40'], 'PGD step counts to benchmark.')
+_SECONDS = flags.DEFINE_float('seconds', 10.0, 'Minimum timed seconds per configuration.')
+_OUTPUT = flags.DEFINE_string('output', 'figures/results/bench.json', 'JSON output path.')
+
+
+def matmul_peak(n: int = 2048, seconds: float = 3.0) -> float:
+  """Best observed f32 GFLOP/s of an n×n by n×n matmul."""
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+  b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
+  dot = jax.jit(jnp.dot)
+  dot(a, b).block_until_ready()
+  best, t_end = float('inf'), time.perf_counter() + seconds
+  while time.perf_counter() < t_end:
+    t0 = time.perf_counter()
+    dot(a, b).block_until_ready()
+    best = min(best, time.perf_counter() - t0)
+  return 2 * n ** 3 / best / 1e9
+
+
+def bench_step(num_steps: int, batch_size: int, seconds: float) -> dict:
+  """Images/s, compile seconds and GFLOP/s of one training step configuration."""
+  module = models.MadryCNN(num_outputs=10, mean=(0.1307,), std=(0.3081,))
+  attack = attacks.Attack(norm='linf', eps=0.3 if num_steps else 0.0, num_steps=num_steps,
+                          step_size=0.01, restarts=1, random_start=True)
+  loss_fn = losses.get('pgd_at' if num_steps else 'standard')
+  ctx = losses.Context(module=module, attack=attack, config=ml_collections.ConfigDict())
+  tx = optax.adam(1e-3)
+  rng = np.random.default_rng(0)
+  x = rng.random((batch_size, 28, 28, 1), np.float32)
+  y = rng.integers(0, 10, batch_size).astype(np.int32)
+  state = train.create_state(jax.random.key(0), module, x, tx)
+  batch = {'image': x, 'label': y}
+
+  # FLOPs of the same step, single device, from XLA's cost analysis.
+  single = jax.jit(lambda s, b, k: train.train_step(
+      s, b, k, loss_fn=loss_fn, ctx=ctx, augment=data.get_augmentation('none'), axis_name=None))
+  cost = single.lower(state, batch, jax.random.key(1)).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  flops = float(cost['flops'])
+
+  p_step = train.make_p_train_step(loss_fn, ctx, data.get_augmentation('none'))
+  num_devices = jax.local_device_count()
+  rstate = train.replicate(state, num_devices)
+  sharded = data.shard(batch, num_devices)
+  key = jax.random.key(1)
+  t0 = time.perf_counter()
+  rstate, m = p_step(rstate, sharded, key)
+  jax.block_until_ready(m)
+  first_call = time.perf_counter() - t0
+  for _ in range(2):  # warm-up
+    rstate, m = p_step(rstate, sharded, key)
+  jax.block_until_ready(m)
+  n, t0 = 0, time.perf_counter()
+  while time.perf_counter() - t0 < seconds or n < 3:
+    rstate, m = p_step(rstate, sharded, key)
+    n += 1
+  jax.block_until_ready(m)
+  per_step = (time.perf_counter() - t0) / n
+  return {'name': f'pgd{num_steps}' if num_steps else 'standard', 'pgd_steps': num_steps,
+          'batch_size': batch_size, 'timed_steps': n, 'seconds_per_step': per_step,
+          'images_per_s': batch_size / per_step, 'compile_s': first_call - per_step,
+          'gflop_per_step': flops / 1e9, 'gflops': flops / per_step / 1e9}
+
+
+def main(argv):
+  del argv
+  peak = matmul_peak()
+  rows = []
+  for k in [0] + [int(s) for s in _STEPS.value]:
+    r = bench_step(k, _BATCH.value, _SECONDS.value)
+    r['share_of_peak'] = r['gflops'] / peak
+    rows.append(r)
+  peak_after = matmul_peak()
+  out = {'device': provenance.device_description(), 'commit': provenance.git_commit(),
+         'versions': provenance.versions(), 'model': 'madry_cnn', 'dtype': 'float32',
+         'matmul_peak_gflops': max(peak, peak_after),
+         'matmul_peak_gflops_before_after': [peak, peak_after], 'steps': rows}
+  for r in rows:
+    r['share_of_peak'] = r['gflops'] / out['matmul_peak_gflops']
+  print(f"device: {out['device']}\nf32 matmul peak: {out['matmul_peak_gflops']:.1f} GFLOP/s "
+        f"(2048x2048 jnp.dot; before/after: {peak:.1f}/{peak_after:.1f})")
+  print(f"{'step':>9} {'img/s':>9} {'compile s':>10} {'GFLOP/step':>11} {'GFLOP/s':>9} {'% peak':>7}")
+  for r in rows:
+    print(f"{r['name']:>9} {r['images_per_s']:9.1f} {r['compile_s']:10.2f} "
+          f"{r['gflop_per_step']:11.2f} {r['gflops']:9.1f} {100 * r['share_of_peak']:6.1f}%")
+  if _OUTPUT.value:
+    os.makedirs(os.path.dirname(_OUTPUT.value) or '.', exist_ok=True)
+    with open(_OUTPUT.value, 'w') as f:
+      json.dump(out, f, indent=2)
+    print(f'wrote {_OUTPUT.value}')
+
+
+if __name__ == '__main__':
+  app.run(main)
