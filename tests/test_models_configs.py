@@ -1,0 +1,126 @@
+"""Models (shapes, pooling, in-model normalisation) and the config files."""
+import glob
+import os
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from ml_collections import config_flags
+
+from tradeoff import configlib
+from tradeoff import models
+from tradeoff import optim
+from tradeoff import train
+
+
+def _model_cfg(name, **kw):
+  cfg = ml_collections.ConfigDict({'name': name, 'num_outputs': 0, 'normalize': True,
+                                   'hidden': (8,), 'width': 1, 'units': 1, 'widen': 1})
+  cfg.update(kw)
+  return cfg
+
+
+@pytest.mark.parametrize('name,shape', [('linear', (28, 28, 1)), ('mlp', (28, 28, 1)),
+                                        ('madry_cnn', (28, 28, 1)),
+                                        ('cifar_resnet', (32, 32, 3))])
+def test_models_give_one_logit_per_class(name, shape):
+  module = models.build(_model_cfg(name), 10, (0.5,), (0.2,))
+  x = jnp.zeros((3,) + shape)
+  variables = module.init(jax.random.key(0), x)
+  logits, _ = models.apply(module, variables['params'],
+                           {k: v for k, v in variables.items() if k != 'params'}, x, train=True)
+  assert logits.shape == (3, 10)
+
+
+def test_madry_cnn_has_the_papers_shape():
+  module = models.build(_model_cfg('madry_cnn'), 10, (0.0,), (1.0,))
+  params = module.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))['params']
+  shapes = sorted(p.shape for p in jax.tree.leaves(params) if p.ndim > 1)
+  assert shapes == sorted([(5, 5, 1, 32), (5, 5, 32, 64), (7 * 7 * 64, 1024), (1024, 10)])
+
+
+def test_binary_single_logit_only_for_two_classes():
+  assert models.build(_model_cfg('linear', num_outputs=1), 2, (0.0,), (1.0,)).num_outputs == 1
+  with pytest.raises(ValueError, match='num_outputs=1 is invalid for 10 classes'):
+    models.build(_model_cfg('linear', num_outputs=1), 10, (0.0,), (1.0,))
+  with pytest.raises(ValueError, match="Unknown model 'resnet'.*cifar_resnet"):
+    models.build(_model_cfg('resnet'), 10, (0.0,), (1.0,))
+  np.testing.assert_array_equal(models.predict(jnp.array([[-1.0], [2.0]])), [0, 1])
+
+
+def test_reshape_max_pool_matches_flax_values_and_gradients():
+  x = jax.random.normal(jax.random.key(0), (2, 8, 6, 3))
+  ref = lambda z: nn.max_pool(z, (2, 2), (2, 2))
+  np.testing.assert_array_equal(models.max_pool_2x2(x), ref(x))
+  g = jax.grad(lambda z: (models.max_pool_2x2(z) ** 2).sum())(x)
+  np.testing.assert_allclose(g, jax.grad(lambda z: (ref(z) ** 2).sum())(x), rtol=1e-6)
+
+
+def test_normalisation_is_inside_the_model():
+  """Model(x) with normalisation == the same weights without it on (x - mean) / std."""
+  x = jax.random.uniform(jax.random.key(1), (4, 28, 28, 1))
+  with_norm = models.build(_model_cfg('madry_cnn'), 10, (0.13,), (0.31,))
+  without = models.build(_model_cfg('madry_cnn', normalize=False), 10, (0.13,), (0.31,))
+  params = with_norm.init(jax.random.key(0), x)['params']
+  np.testing.assert_allclose(with_norm.apply({'params': params}, x),
+                             without.apply({'params': params}, (x - 0.13) / 0.31), rtol=2e-5,
+                             atol=2e-5)
+
+
+CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(os.path.dirname(__file__)),
+                                        'configs', '*.py')))
+
+
+def _load(path, arg=None):
+  module = config_flags.config_flags._LoadConfigModule('c', path)  # pylint: disable=protected-access
+  return module.get_config(arg)
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=os.path.basename)
+def test_every_config_and_its_smoke_variant_is_valid(path):
+  for arg in (None, 'smoke'):
+    c = _load(path, arg)
+    assert c.attack.eps == c.eval_attack.eps == c.eps
+    assert c.eval_attack.num_steps >= c.attack.num_steps
+    assert c.eval_attack.num_steps * c.eval_attack.restarts > c.attack.num_steps
+    train.check_config(c)
+    optim.build(c.optim, 100)
+  assert 'python -m tradeoff.main --config=configs/' in open(path).read()
+  with pytest.raises(ValueError, match="Unknown config variant 'smok'"):
+    _load(path, 'smok')
+
+
+def test_paper_epsilons():
+  eps = {os.path.basename(p): _load(p).eps for p in CONFIGS}
+  assert eps['mnist_linf.py'] == 0.3 and eps['mnist_l2.py'] == 1.5
+  assert eps['cifar10_linf.py'] == pytest.approx(4 / 255) and eps['cifar10_l2.py'] == 0.314
+
+
+def test_eps_override_moves_both_attacks_and_their_step_sizes():
+  c = _load(CONFIGS[0])
+  ratio_train = c.attack.step_size / c.eps
+  ratio_eval = c.eval_attack.step_size / c.eps
+  c.eps = 0.05
+  assert c.attack.eps == c.eval_attack.eps == 0.05
+  assert c.attack.step_size == pytest.approx(0.05 * ratio_train)
+  assert c.eval_attack.step_size == pytest.approx(0.05 * ratio_eval)
+  c.attack.step_size = 0.01  # an explicit override still wins
+  assert c.attack.step_size == 0.01
+
+
+def test_bad_choices_are_named_with_valid_options():
+  c = configlib.base_config(dataset='mnist', norm='linf', eps=0.3, model='madry_cnn')
+  c.optim.name = 'adagrad'
+  with pytest.raises(ValueError, match="Unknown optim.name 'adagrad'.*adam, adamw"):
+    optim.build(c.optim, 10)
+  c = configlib.base_config(dataset='mnist', norm='linf', eps=0.3, model='madry_cnn')
+  c.data.batch_size = 3
+  with pytest.raises(ValueError, match='batch_size=3 must be a positive multiple of the 2'):
+    train.check_config(c)
+  c = configlib.base_config(dataset='mnist', norm='linf', eps=0.3, model='madry_cnn')
+  c.eval_attack.num_steps = 1
+  with pytest.raises(ValueError, match='weaker than the training attack'):
+    train.check_config(c)
