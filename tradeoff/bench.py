@@ -104,12 +104,13 @@ def main(argv):
     rows.append(r)
   peak_after = matmul_peak()
   out = {'device': provenance.device_description(), 'commit': provenance.git_commit(),
-         'versions': provenance.versions(), 'model': 'madry_cnn', 'dtype': 'float32',
+         'versions': provenance.versions(), 'xla_flags': os.environ.get('XLA_FLAGS', ''),
+         'model': 'madry_cnn', 'dtype': 'float32', 'norm': 'linf', 'eps': 0.3,
          'matmul_peak_gflops': max(peak, peak_after),
          'matmul_peak_gflops_before_after': [peak, peak_after], 'steps': rows}
   for r in rows:
     r['share_of_peak'] = r['gflops'] / out['matmul_peak_gflops']
-  print(f"device: {out['device']}\nf32 matmul peak: {out['matmul_peak_gflops']:.1f} GFLOP/s "
+  print(f"device: {out['device']}; XLA_FLAGS={out['xla_flags']!r}\nf32 matmul peak: {out['matmul_peak_gflops']:.1f} GFLOP/s "
         f"(2048x2048 jnp.dot; before/after: {peak:.1f}/{peak_after:.1f})")
   print(f"{'step':>9} {'img/s':>9} {'compile s':>10} {'GFLOP/step':>11} {'GFLOP/s':>9} {'% peak':>7}")
   for r in rows:
