@@ -9,9 +9,9 @@ import time
 import jax
 import numpy as np
 import pytest
-from ml_collections import config_flags
 
 from tradeoff import checkpoint
+from tradeoff import configlib
 from tradeoff import evaluate
 from tradeoff import train
 from tradeoff import writers
@@ -21,9 +21,7 @@ RESULT_KEYS = {'config', 'commit', 'device', 'wall_time_s', 'clean_accuracy',
 
 
 def load_config(repo_root, name, overrides=()):
-  path = os.path.join(repo_root, 'configs', name)
-  config = config_flags.config_flags._LoadConfigModule(  # pylint: disable=protected-access
-      'cfg', path.split(':')[0]).get_config(*(path.split(':')[1:] or [None]))
+  config = configlib.load(os.path.join(repo_root, 'configs', name))
   for key, value in overrides:
     node = config
     *parents, leaf = key.split('.')

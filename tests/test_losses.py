@@ -127,3 +127,22 @@ def test_hinge_on_linear_model_equals_svm_objective_with_l1_penalty():
   w, b = params['dense']['kernel'][:, 0], params['dense']['bias'][0]
   margin = (2 * y - 1) * (x @ w + b) - eps * jnp.abs(w).sum()
   np.testing.assert_allclose(loss, jnp.mean(jax.nn.relu(1 - margin)), rtol=1e-5)
+
+
+def test_readme_loss_example_runs(repo_root):
+  """The custom-loss example in README.md, executed as written."""
+  readme = open(f'{repo_root}/README.md').read()
+  code = readme.split('# my_losses.py\n', 1)[1].split('```', 1)[0]
+  module = types.ModuleType('my_losses')
+  exec(compile(code, 'README.md:my_losses', 'exec'), module.__dict__)  # pylint: disable=exec-used
+  sys.modules['my_losses'] = module
+  try:
+    params, batch, ctx = _problem(norm='linf', eps=0.1, random_start=True)
+    fn = losses.get('my_losses:pgd_plus_clean')
+    loss, (metrics, state) = jax.jit(lambda p, b, k: fn(p, {}, b, k, ctx))(
+        params, batch, jax.random.key(0))
+    assert np.isfinite(float(loss)) and state == {} and 'accuracy' in metrics
+    grads = jax.grad(lambda p: fn(p, {}, batch, jax.random.key(0), ctx)[0])(params)
+    assert max(float(jnp.abs(g).max()) for g in jax.tree.leaves(grads)) > 0
+  finally:
+    del sys.modules['my_losses']

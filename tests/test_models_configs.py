@@ -8,7 +8,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
-from ml_collections import config_flags
 
 from tradeoff import configlib
 from tradeoff import models
@@ -75,8 +74,7 @@ CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(os.path.dirname(__file__
 
 
 def _load(path, arg=None):
-  module = config_flags.config_flags._LoadConfigModule('c', path)  # pylint: disable=protected-access
-  return module.get_config(arg)
+  return configlib.load(f'{path}:{arg}' if arg else path)
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=os.path.basename)

@@ -1,6 +1,7 @@
 r"""Throughput of the training step, against this machine's matmul peak.
 
-    python -m tradeoff.bench [--batch_size=128] [--steps=7,40] [--output=figures/results/bench.json]
+    python -m tradeoff.bench [--batch_size=128] [--pgd_steps=7,40] [--output=figures/results/bench.json]
+    python -m tradeoff.bench --show=figures/results/bench_cpu.json     # print a stored result
 
 Times the real pmapped train step (Madry et al. MNIST CNN, batch 128, ℓ∞
 ε = 0.3) for standard training and for PGD-k adversarial training, after
@@ -33,6 +34,7 @@ _BATCH = flags.DEFINE_integer('batch_size', 128, 'Global batch size.')
 _STEPS = flags.DEFINE_list('pgd_steps', ['7', '40'], 'PGD step counts to benchmark.')
 _SECONDS = flags.DEFINE_float('seconds', 10.0, 'Minimum timed seconds per configuration.')
 _OUTPUT = flags.DEFINE_string('output', 'figures/results/bench.json', 'JSON output path.')
+_SHOW = flags.DEFINE_string('show', None, 'Print the table of an existing bench JSON and exit.')
 
 
 def matmul_peak(n: int = 2048, seconds: float = 3.0) -> float:
@@ -94,14 +96,31 @@ def bench_step(num_steps: int, batch_size: int, seconds: float) -> dict:
           'gflop_per_step': flops / 1e9, 'gflops': flops / per_step / 1e9}
 
 
+def format_table(out: dict) -> str:
+  """The benchmark as a Markdown table, from its JSON record."""
+  lines = [f"device: {out['device']}; jax {out['versions']['jax']}; "
+           f"XLA_FLAGS={out['xla_flags']!r}; commit {out['commit'][:12]}",
+           f"f32 matmul peak: {out['matmul_peak_gflops']:.1f} GFLOP/s (2048x2048 jnp.dot, "
+           f"best of before/after: {out['matmul_peak_gflops_before_after'][0]:.1f}/"
+           f"{out['matmul_peak_gflops_before_after'][1]:.1f})", '',
+           '| step | images/s | compile s | GFLOP/step | GFLOP/s | share of peak |',
+           '|---|---|---|---|---|---|']
+  for r in out['steps']:
+    lines.append(f"| {r['name']} | {r['images_per_s']:.1f} | {r['compile_s']:.2f} | "
+                 f"{r['gflop_per_step']:.2f} | {r['gflops']:.1f} | {100 * r['share_of_peak']:.1f} % |")
+  return '\n'.join(lines)
+
+
 def main(argv):
   del argv
+  if _SHOW.value:
+    with open(_SHOW.value) as f:
+      print(format_table(json.load(f)))
+    return
   peak = matmul_peak()
   rows = []
   for k in [0] + [int(s) for s in _STEPS.value]:
-    r = bench_step(k, _BATCH.value, _SECONDS.value)
-    r['share_of_peak'] = r['gflops'] / peak
-    rows.append(r)
+    rows.append(bench_step(k, _BATCH.value, _SECONDS.value))
   peak_after = matmul_peak()
   out = {'device': provenance.device_description(), 'commit': provenance.git_commit(),
          'versions': provenance.versions(), 'xla_flags': os.environ.get('XLA_FLAGS', ''),
@@ -110,12 +129,7 @@ def main(argv):
          'matmul_peak_gflops_before_after': [peak, peak_after], 'steps': rows}
   for r in rows:
     r['share_of_peak'] = r['gflops'] / out['matmul_peak_gflops']
-  print(f"device: {out['device']}; XLA_FLAGS={out['xla_flags']!r}\nf32 matmul peak: {out['matmul_peak_gflops']:.1f} GFLOP/s "
-        f"(2048x2048 jnp.dot; before/after: {peak:.1f}/{peak_after:.1f})")
-  print(f"{'step':>9} {'img/s':>9} {'compile s':>10} {'GFLOP/step':>11} {'GFLOP/s':>9} {'% peak':>7}")
-  for r in rows:
-    print(f"{r['name']:>9} {r['images_per_s']:9.1f} {r['compile_s']:10.2f} "
-          f"{r['gflop_per_step']:11.2f} {r['gflops']:9.1f} {100 * r['share_of_peak']:6.1f}%")
+  print(format_table(out))
   if _OUTPUT.value:
     os.makedirs(os.path.dirname(_OUTPUT.value) or '.', exist_ok=True)
     with open(_OUTPUT.value, 'w') as f:

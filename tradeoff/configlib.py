@@ -114,3 +114,16 @@ def finalize(c: ml_collections.ConfigDict, arg: str | None) -> ml_collections.Co
     return shrink_for_smoke(c)
   raise ValueError(f'Unknown config variant {arg!r}. Valid choices: {SMOKE!r} '
                    f'(e.g. --config=configs/mnist_linf.py:smoke), or none.')
+
+
+def load(spec: str) -> ml_collections.ConfigDict:
+  """Loads 'path/to/config.py[:arg]' as --config does, e.g. for notebooks and sweeps."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  path, _, arg = spec.partition(':')
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'Config file {path!r} not found.')
+  module_spec = importlib.util.spec_from_file_location('_tradeoff_config', path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg or None)
