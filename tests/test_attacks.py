@@ -115,3 +115,19 @@ def test_output_carries_no_gradient():
   atk = attacks.Attack(norm='l2', eps=0.5, num_steps=3, step_size=0.2, random_start=False)
   g = jax.grad(lambda z: atk(logits_fn, z, y, jax.random.key(0)).sum())(x)
   assert float(jnp.abs(g).max()) == 0.0
+
+
+def test_scale_shrinks_the_ball_and_can_be_traced():
+  """Attack.scale (ε warm-up) multiplies ε and the step size, also under jit."""
+  from tradeoff import train  # pylint: disable=g-import-not-at-top
+  logits_fn = _mlp_logits()
+  x, y = _data()
+  atk = attacks.Attack(norm='linf', eps=0.2, num_steps=5, step_size=0.1)
+  run = jax.jit(lambda s: attacks.Attack(**{**atk.__dict__, 'scale': s})(
+      logits_fn, x, y, jax.random.key(0)))
+  for step, expected in ((0, 0.25), (1, 0.5), (3, 1.0), (10, 1.0)):
+    scale = train.eps_scale(jnp.asarray(step), 4)
+    assert float(scale) == expected
+    linf = float(jnp.abs(run(scale) - x).max())
+    assert linf <= 0.2 * expected + 1e-6 and linf > 0.2 * expected * 0.9
+  assert train.eps_scale(jnp.asarray(0), 0) == 1.0

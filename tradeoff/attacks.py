@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -87,6 +87,8 @@ class Attack:
     bounds: (lo, hi) input box, or None for unbounded features.
     unroll: unrolling of the step loop; True unrolls fully (fast on CPU, where
       a rolled loop costs a fixed overhead per iteration), an int partially.
+    scale: multiplies eps and step_size; may be a traced value, so a training
+      step can ramp ε up without recompiling (see train.eps_scale).
   """
   norm: str = 'linf'
   eps: float = 0.0
@@ -97,6 +99,7 @@ class Attack:
   loss: str = 'ce'
   bounds: tuple[float, float] | None = (0.0, 1.0)
   unroll: bool | int = True
+  scale: Any = 1.0
 
   def __post_init__(self):
     registry.check_choice('attack norm', self.norm, NORMS)
@@ -123,6 +126,7 @@ class Attack:
   def describe(self) -> dict:
     """The attack as plain data, for results.json."""
     d = dataclasses.asdict(self)
+    del d['scale']
     d['bounds'] = None if self.bounds is None else list(self.bounds)
     d['name'] = 'none' if not self.active else (
         'fgsm' if self.num_steps == 1 and not self.random_start else f'pgd{self.num_steps}')
@@ -166,33 +170,28 @@ def label_objective(logits_fn, y, loss: str = 'ce', targeted: bool = False) -> O
 
 def _pgd(objective: Objective, x: jax.Array, rng: jax.Array, atk: Attack) -> jax.Array:
   grad_fn = jax.grad(lambda z: jnp.sum(objective(z)[0]))
+  eps, step_size = atk.eps * atk.scale, atk.step_size * atk.scale
 
   def one_run(key):
-    x_adv = _project(_init(key, x, atk.norm, atk.eps, atk.random_start), x, atk.norm,
-                     atk.eps, atk.bounds)
+    x_adv = _project(_init(key, x, atk.norm, eps, atk.random_start), x, atk.norm, eps,
+                     atk.bounds)
 
     def body(_, x_adv):
-      x_adv = _step(x_adv, grad_fn(x_adv), atk.norm, atk.step_size)
-      return _project(x_adv, x, atk.norm, atk.eps, atk.bounds)
+      x_adv = _step(x_adv, grad_fn(x_adv), atk.norm, step_size)
+      return _project(x_adv, x, atk.norm, eps, atk.bounds)
 
     return jax.lax.fori_loop(0, atk.num_steps, body, x_adv, unroll=atk.unroll)
 
   if atk.restarts == 1:
     return one_run(rng)
-
-  def restart(r, best):
-    best_x, best_value, best_success = best
-    x_r = one_run(jax.random.fold_in(rng, r))
-    value, success = objective(x_r)
-    better = (success & ~best_success) | ((success == best_success) & (value > best_value))
-    mask = better.reshape((-1,) + (1,) * (x.ndim - 1))
-    return (jnp.where(mask, x_r, best_x), jnp.where(better, value, best_value),
-            success | best_success)
-
-  x0 = one_run(jax.random.fold_in(rng, 0))
-  v0, s0 = objective(x0)
-  best_x, _, _ = jax.lax.fori_loop(1, atk.restarts, restart, (x0, v0, s0))
-  return best_x
+  # Restarts run side by side (vmap folds them into the batch), which keeps
+  # the PGD loop on XLA's fast path; a loop over restarts was ~2.5× slower.
+  runs = jax.vmap(lambda r: one_run(jax.random.fold_in(rng, r)))(jnp.arange(atk.restarts))
+  values, successes = jax.vmap(objective)(runs)  # [restarts, B]
+  # Worst case per input: a successful attack if any, then the largest objective.
+  eligible = successes | ~successes.any(axis=0, keepdims=True)
+  best = jnp.argmax(jnp.where(eligible, values, -jnp.inf), axis=0)
+  return jnp.take_along_axis(runs, best.reshape((1, -1) + (1,) * (x.ndim - 1)), axis=0)[0]
 
 
 def fgsm(norm: str, eps: float, bounds=(0.0, 1.0), loss: str = 'ce') -> Attack:

@@ -28,6 +28,18 @@ def attack_config(norm, eps, num_steps: int, rel_step_size: float, restarts: int
   })
 
 
+def train_attack_config(norm, eps, num_steps: int, rel_step_size: float,
+                        eps_warmup: float = 0.0) -> ml_collections.ConfigDict:
+  """The training attack: a PGD block plus an ε warm-up.
+
+  eps_warmup is the fraction of training over which ε (and the step size)
+  ramp linearly from 0 to their full values.
+  """
+  c = attack_config(norm, eps, num_steps, rel_step_size)
+  c.eps_warmup = eps_warmup
+  return c
+
+
 def base_config(*, dataset: str, norm: str, eps: float, model: str) -> ml_collections.ConfigDict:
   """Defaults shared by all experiments; each configs/*.py overrides what differs."""
   c = ml_collections.ConfigDict()
@@ -61,7 +73,7 @@ def base_config(*, dataset: str, norm: str, eps: float, model: str) -> ml_collec
       'name': 'pgd_at',        # standard | pgd_at | trades | hinge | package.module:fn
       'beta': 6.0,             # trades
   })
-  c.attack = attack_config(c.get_ref('norm'), c.get_ref('eps'), 7, 2.5 / 7)
+  c.attack = train_attack_config(c.get_ref('norm'), c.get_ref('eps'), 7, 2.5 / 7)
   c.eval_attack = attack_config(c.get_ref('norm'), c.get_ref('eps'), 20, 2.5 / 20,
                                 restarts=1)
   c.optim = ml_collections.ConfigDict({

@@ -8,6 +8,7 @@ stored: the step's key is fold_in(fold_in(root, step), device).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -47,8 +48,15 @@ class TrainState(train_state.TrainState):
   model_state: Any = None
 
 
+def eps_scale(step: jax.Array, warmup_steps: int) -> jax.Array | float:
+  """Training-ε multiplier: linear from 1/warmup_steps to 1 over warmup_steps, then 1."""
+  if warmup_steps <= 0:
+    return 1.0
+  return jnp.minimum(1.0, (step + 1) / warmup_steps)
+
+
 def train_step(state: TrainState, batch, root_rng, *, loss_fn, ctx: losses.Context,
-               augment, axis_name: str | None):
+               augment, axis_name: str | None, eps_warmup_steps: int = 0):
   """One minimax step on one device's shard of the global batch.
 
   Args:
@@ -59,6 +67,8 @@ def train_step(state: TrainState, batch, root_rng, *, loss_fn, ctx: losses.Conte
     ctx: losses.Context with the module, training attack and loss config.
     augment: data augmentation fn (rng, images) -> images.
     axis_name: the pmap axis to average over, or None on a single device.
+    eps_warmup_steps: ramp the training attack's ε linearly over this many
+      steps (0: full ε from the start).
 
   Returns:
     (new state, metrics averaged over devices).
@@ -68,6 +78,9 @@ def train_step(state: TrainState, batch, root_rng, *, loss_fn, ctx: losses.Conte
     rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
   k_aug, k_loss = jax.random.split(rng)
   batch = {**batch, 'image': augment(k_aug, batch['image'])}
+  if eps_warmup_steps > 0:
+    scaled = dataclasses.replace(ctx.attack, scale=eps_scale(state.step, eps_warmup_steps))
+    ctx = dataclasses.replace(ctx, attack=scaled)
   grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
   (_, (metrics, model_state)), grads = grad_fn(state.params, state.model_state, batch,
                                                k_loss, ctx)
@@ -77,9 +90,9 @@ def train_step(state: TrainState, batch, root_rng, *, loss_fn, ctx: losses.Conte
   return state.apply_gradients(grads=grads, model_state=model_state), metrics
 
 
-def make_p_train_step(loss_fn, ctx, augment):
+def make_p_train_step(loss_fn, ctx, augment, eps_warmup_steps: int = 0):
   step = functools.partial(train_step, loss_fn=loss_fn, ctx=ctx, augment=augment,
-                           axis_name=AXIS)
+                           axis_name=AXIS, eps_warmup_steps=eps_warmup_steps)
   return jax.pmap(step, axis_name=AXIS, in_axes=(0, 0, None), donate_argnums=(0,))
 
 
@@ -144,6 +157,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         f'eval_attack (num_steps={ev.num_steps}, restarts={ev.restarts}) is weaker than the '
         f'training attack (num_steps={atk.num_steps}, restarts={atk.restarts}); robust '
         f'accuracy must be measured with an attack at least as strong.')
+  if not 0.0 <= config.attack.eps_warmup < 1.0:
+    raise ValueError(f'attack.eps_warmup={config.attack.eps_warmup} must be in [0, 1): the '
+                     f'fraction of training over which the training ε ramps up.')
   losses.get(config.loss.name)
 
 
@@ -201,8 +217,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   start_step = int(state.step)
   num_params = sum(a.size for a in jax.tree.leaves(state.params))
 
+  warmup_steps = int(config.attack.eps_warmup * steps)
   p_train_step = make_p_train_step(losses.get(config.loss.name), ctx,
-                                   data.get_augmentation(config.data.augment))
+                                   data.get_augmentation(config.data.augment), warmup_steps)
   p_eval_step = evaluation.make_eval_step(module, eval_attack)
   stream = data.TrainStream(ds.x_train, ds.y_train, config.data.batch_size, config.seed)
   n_eval = config.num_eval_examples if config.num_eval_examples > 0 else len(ds.y_test)
@@ -231,6 +248,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     scalars = {f'train/{k}': float(np.mean([m[k] for _, m in fetched])) for k in fetched[0][1]}
     elapsed = time.time() - t_last
     scalars['train/learning_rate'] = float(lr_schedule(step - 1))
+    scalars['train/eps'] = train_attack.eps * float(eps_scale(step - 1, warmup_steps))
     scalars['train/epoch'] = stream.epoch(step)
     scalars['train/images_per_s'] = steps_since * config.data.batch_size / max(elapsed, 1e-9)
     writer.write(step, scalars)
@@ -281,7 +299,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       'train_steps': steps,
       'num_params': int(num_params),
       'data': ds.info,
-      'train_attack': train_attack.describe(),
+      'train_attack': {**train_attack.describe(), 'eps_warmup_steps': warmup_steps},
       'eval_attack': eval_attack.describe(),
       **final,
   }
