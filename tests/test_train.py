@@ -59,3 +59,28 @@ def test_pmap_step_matches_single_device_step(model_name):
   # The update moved the parameters (the comparison above is not vacuous).
   moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), s_state.params, state.params)
   assert max(jax.tree.leaves(moved)) > 1e-4
+
+
+def test_train_step_traces_once_across_steps_and_warmup():
+  """Steps, batches and the ε warm-up scale are traced values: one compilation."""
+  traces = []
+
+  def counting_loss(*args):
+    traces.append(1)  # runs only while tracing
+    return losses.pgd_at(*args)
+
+  model = models.MLP(num_outputs=10, hidden=(16,))
+  _, ctx = _setup(model, norm='linf', eps=0.1, random_start=True)
+  rng = np.random.default_rng(0)
+  x = rng.random((8, 28, 28, 1), np.float32)
+  state = train.create_state(jax.random.key(0), model, x, optax.sgd(0.1))
+  p_step = train.make_p_train_step(counting_loss, ctx, data.get_augmentation('none'),
+                                   eps_warmup_steps=3)
+  rstate = train.replicate(state, 2)
+  for step in range(5):
+    batch = {'image': rng.random((8, 28, 28, 1), np.float32),
+             'label': rng.integers(0, 10, 8).astype(np.int32)}
+    rstate, metrics = p_step(rstate, data.shard(batch, 2), jax.random.key(step))
+  assert int(train.unreplicate(rstate).step) == 5
+  assert np.isfinite(float(metrics['loss'][0]))
+  assert len(traces) == 1

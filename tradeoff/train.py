@@ -112,13 +112,18 @@ def rng_streams(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
 
 
 def replicate(tree, num_devices: int):
-  """Host copies with a leading device axis; pmap shards them over its devices.
+  """Copies with a leading device axis, placed as pmap places its own outputs.
 
-  Going through the host also uncommits arrays that were placed on one device
-  (e.g. by a checkpoint restore), which pmap would otherwise reject.
+  Going through the host uncommits arrays placed on one device (e.g. by a
+  checkpoint restore), which pmap would reject; matching pmap's output
+  sharding means the first step does not compile a second time.
   """
+  devices = jax.local_devices()[:num_devices]
+  sharding = jax.sharding.NamedSharding(jax.sharding.Mesh(np.array(devices), (AXIS,)),
+                                        jax.sharding.PartitionSpec(AXIS))
   return jax.tree.map(
-      lambda a: np.broadcast_to(np.asarray(a), (num_devices,) + np.shape(a)),
+      lambda a: jax.device_put(np.broadcast_to(np.asarray(a), (num_devices,) + np.shape(a)),
+                               sharding),
       jax.device_get(tree))
 
 
