@@ -1,6 +1,7 @@
 r"""Throughput of the training step, against this machine's matmul peak.
 
     python -m tradeoff.bench [--batch_size=128] [--pgd_steps=7,40] [--output=figures/results/bench.json]
+    python -m tradeoff.bench --mode=layers --output=figures/results/bench_cpu_layers.json
     python -m tradeoff.bench --show=figures/results/bench_cpu.json     # print a stored result
 
 Times the real pmapped train step (Madry et al. MNIST CNN, batch 128, ℓ∞
@@ -35,6 +36,9 @@ _STEPS = flags.DEFINE_list('pgd_steps', ['7', '40'], 'PGD step counts to benchma
 _SECONDS = flags.DEFINE_float('seconds', 10.0, 'Minimum timed seconds per configuration.')
 _OUTPUT = flags.DEFINE_string('output', 'figures/results/bench.json', 'JSON output path.')
 _SHOW = flags.DEFINE_string('show', None, 'Print the table of an existing bench JSON and exit.')
+_MODE = flags.DEFINE_enum('mode', 'steps', ['steps', 'layers'],
+                          'steps: the training steps; layers: what limits them (each conv layer '
+                          'forward / input gradient / kernel gradient, and PGD restarts).')
 
 
 def matmul_peak(n: int = 2048, seconds: float = 3.0) -> float:
@@ -96,6 +100,51 @@ def bench_step(num_steps: int, batch_size: int, seconds: float) -> dict:
           'gflop_per_step': flops / 1e9, 'gflops': flops / per_step / 1e9}
 
 
+def _timed(fn, *args, seconds: float = 3.0) -> float:
+  """Mean seconds per call of a jitted fn after warm-up."""
+  jax.block_until_ready(fn(*args))
+  jax.block_until_ready(fn(*args))
+  n, t0 = 0, time.perf_counter()
+  while time.perf_counter() - t0 < seconds or n < 3:
+    out = fn(*args)
+    n += 1
+  jax.block_until_ready(out)
+  return (time.perf_counter() - t0) / n
+
+
+def _flops(fn, *args) -> float:
+  cost = fn.lower(*args).compile().cost_analysis()
+  return float((cost[0] if isinstance(cost, (list, tuple)) else cost)['flops'])
+
+
+def bench_layers(batch_size: int, seconds: float) -> dict:
+  """GFLOP/s of the Madry CNN's convolutions, and PGD throughput with restarts."""
+  conv = lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), 'SAME',
+                                                   dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  rows = []
+  for name, hw, cin, cout in (('conv1', 28, 1, 32), ('conv2', 14, 32, 64)):
+    x = jax.random.normal(jax.random.key(0), (batch_size, hw, hw, cin))
+    k = jax.random.normal(jax.random.key(1), (5, 5, cin, cout))
+    for part, fn in (('forward', jax.jit(conv)),
+                     ('input_grad', jax.jit(jax.grad(lambda x, k: conv(x, k).sum(), 0))),
+                     ('kernel_grad', jax.jit(jax.grad(lambda x, k: conv(x, k).sum(), 1)))):
+      t = _timed(fn, x, k, seconds=seconds)
+      rows.append({'layer': f'{name} 5x5 {cin}->{cout} {hw}x{hw}', 'part': part,
+                   'ms': 1e3 * t, 'gflops': _flops(fn, x, k) / t / 1e9})
+  module = models.MadryCNN(num_outputs=10, mean=(0.1307,), std=(0.3081,))
+  params = module.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))['params']
+  x = jax.random.uniform(jax.random.key(2), (batch_size, 28, 28, 1))
+  y = jnp.zeros(batch_size, jnp.int32)
+  restarts = []
+  for r in (1, 5):
+    atk = attacks.Attack(norm='linf', eps=0.3, num_steps=20, step_size=0.0375, restarts=r)
+    fn = jax.jit(lambda x, y, k, atk=atk: atk(lambda z: module.apply({'params': params}, z),
+                                            x, y, k))
+    t = _timed(fn, x, y, jax.random.key(3), seconds=seconds)
+    restarts.append({'attack': f'pgd20 x{r} restarts', 'image_steps_per_s': batch_size * r * 20 / t})
+  return {'convolutions': rows, 'attacks': restarts}
+
+
 def format_table(out: dict) -> str:
   """The benchmark as a Markdown table, from its JSON record."""
   lines = [f"device: {out['device']}; jax {out['versions']['jax']}; "
@@ -115,7 +164,17 @@ def main(argv):
   del argv
   if _SHOW.value:
     with open(_SHOW.value) as f:
-      print(format_table(json.load(f)))
+      stored = json.load(f)
+    print(format_layers(stored) if 'convolutions' in stored else format_table(stored))
+    return
+  if _MODE.value == 'layers':
+    peak = matmul_peak()
+    out = {'device': provenance.device_description(), 'commit': provenance.git_commit(),
+           'versions': provenance.versions(), 'xla_flags': os.environ.get('XLA_FLAGS', ''),
+           'batch_size': _BATCH.value, 'matmul_peak_gflops': peak,
+           **bench_layers(_BATCH.value, min(_SECONDS.value, 3.0))}
+    print(format_layers(out))
+    _write(out)
     return
   peak = matmul_peak()
   rows = []
@@ -130,11 +189,28 @@ def main(argv):
   for r in rows:
     r['share_of_peak'] = r['gflops'] / out['matmul_peak_gflops']
   print(format_table(out))
+  _write(out)
+
+
+def _write(out: dict) -> None:
   if _OUTPUT.value:
     os.makedirs(os.path.dirname(_OUTPUT.value) or '.', exist_ok=True)
     with open(_OUTPUT.value, 'w') as f:
       json.dump(out, f, indent=2)
     print(f'wrote {_OUTPUT.value}')
+
+
+def format_layers(out: dict) -> str:
+  """The --mode=layers record as Markdown tables."""
+  lines = [f"device: {out['device']}; jax {out['versions']['jax']}; "
+           f"XLA_FLAGS={out['xla_flags']!r}; commit {out['commit'][:12]}; batch {out['batch_size']}; "
+           f"f32 matmul peak {out['matmul_peak_gflops']:.1f} GFLOP/s", '',
+           '| layer | part | ms | GFLOP/s |', '|---|---|---|---|']
+  lines += [f"| {r['layer']} | {r['part']} | {r['ms']:.2f} | {r['gflops']:.1f} |"
+            for r in out['convolutions']]
+  lines += ['', '| attack (Madry CNN) | image-steps/s |', '|---|---|']
+  lines += [f"| {r['attack']} | {r['image_steps_per_s']:.0f} |" for r in out['attacks']]
+  return '\n'.join(lines)
 
 
 if __name__ == '__main__':
