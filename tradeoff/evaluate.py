@@ -57,13 +57,13 @@ def evaluate_run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   state, _ = checkpoint.restore_latest(mngr, like)
   if state is None:
     raise FileNotFoundError(f'No checkpoint in {workdir}/checkpoints.')
-  n = config.num_eval_examples if config.num_eval_examples > 0 else len(ds.y_test)
+  x_eval, y_eval = train.eval_split(config, ds)
   num_devices = jax.local_device_count()
   _, _, rng = train.rng_streams(config.seed)  # as in training: same attack, same numbers
   result = evaluation.evaluate(
       evaluation.make_eval_step(module, eval_attack),
       train.replicate(state.params, num_devices), train.replicate(state.model_state, num_devices),
-      ds.x_test[:n], ds.y_test[:n], config.data.eval_batch_size, rng)
+      x_eval, y_eval, config.data.eval_batch_size, rng)
   return {'workdir': os.path.abspath(workdir), 'checkpoint_step': int(state.step),
           'config': json.loads(config.to_json_best_effort()),
           'commit': provenance.git_commit(), 'device': provenance.device_description(),

@@ -111,6 +111,12 @@ def rng_streams(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
   return k_init, k_train, k_eval
 
 
+def eval_split(config: ml_collections.ConfigDict, ds: data.Dataset):
+  """The test examples a run is evaluated on: the first num_eval_examples (0: all)."""
+  n = config.num_eval_examples if config.num_eval_examples > 0 else len(ds.y_test)
+  return ds.x_test[:n], ds.y_test[:n]
+
+
 def replicate(tree, num_devices: int):
   """Copies with a leading device axis, placed as pmap places its own outputs.
 
@@ -227,8 +233,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                    data.get_augmentation(config.data.augment), warmup_steps)
   p_eval_step = evaluation.make_eval_step(module, eval_attack)
   stream = data.TrainStream(ds.x_train, ds.y_train, config.data.batch_size, config.seed)
-  n_eval = config.num_eval_examples if config.num_eval_examples > 0 else len(ds.y_test)
-  x_eval, y_eval = ds.x_test[:n_eval], ds.y_test[:n_eval]
+  x_eval, y_eval = eval_split(config, ds)
 
   def run_eval(st):
     return evaluation.evaluate(p_eval_step, st.params, st.model_state, x_eval, y_eval,
