@@ -46,8 +46,7 @@ def test_smoke_configs_train_and_write_results(name, fixture, request, repo_root
   assert results['num_examples'] == config.num_eval_examples
   atk = results['eval_attack']
   assert (atk['norm'], atk['eps'], atk['num_steps'], atk['restarts']) == (
-      config.eval_attack.norm, config.eval_attack.eps, config.eval_attack.num_steps,
-      config.eval_attack.restarts)
+      config.norm, config.eps, config.eval_attack.num_steps, config.eval_attack.restarts)
   assert atk['step_size'] > 0
   assert results['data']['approximate_copy'] == name.startswith('cifar10')
   assert json.load(open(tmp_path / 'config.json'))['eps'] == config.eps

@@ -33,6 +33,14 @@ def restore_latest(mngr: ocp.CheckpointManager, like: Any
   step = mngr.latest_step()
   if step is None:
     return None, None
+  return restore(mngr, step, like)
+
+
+def restore(mngr: ocp.CheckpointManager, step: int, like: Any) -> tuple[Any, dict]:
+  """(state, meta) of the checkpoint at `step`, shaped like `like`."""
+  if step not in mngr.all_steps():
+    raise FileNotFoundError(f'No checkpoint at step {step} in {mngr.directory}; '
+                            f'saved steps: {sorted(mngr.all_steps())}.')
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
   out = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
                                                    meta=ocp.args.JsonRestore()))

@@ -1,26 +1,31 @@
 """The config schema every experiment shares; configs/*.py fill in the values.
 
 Groups: data, model, loss, attack (training), eval_attack, optim, plus the
-loop's settings. `config.eps` and `config.norm` are FieldReferences shared by
-both attacks, so `--config.eps=0.1` moves the training and evaluation ε
-together (and the step sizes, which are defined as multiples of ε); set
-`--config.attack.eps` or `--config.eval_attack.eps` to split them.
+loop's settings. `config.eps` and `config.norm` are the threat model of both
+attacks: an attack block whose own `eps` / `norm` is unset (None) takes them,
+so `--config.eps=0.1` moves the training and evaluation ε together. Setting
+`--config.attack.eps` or `--config.eval_attack.eps` splits them. A block's
+step size is `rel_step_size`·(its ε) unless `step_size` is set explicitly.
+`resolve_attack` gives the concrete values.
 """
 from __future__ import annotations
 
 import ml_collections
+from ml_collections.config_dict import placeholder
 
 SMOKE = 'smoke'
 
 
-def attack_config(norm, eps, num_steps: int, rel_step_size: float, restarts: int = 1,
-                  random_start: bool = True) -> ml_collections.ConfigDict:
-  """A PGD block; step_size = rel_step_size·ε follows --config.eps."""
+def attack_config(num_steps: int, rel_step_size: float, restarts: int = 1,
+                  random_start: bool = True, *, norm: str | None = None,
+                  eps: float | None = None) -> ml_collections.ConfigDict:
+  """A PGD block. norm / eps None: config.norm / config.eps."""
   return ml_collections.ConfigDict({
-      'norm': norm,
-      'eps': eps,
+      'norm': placeholder(str) if norm is None else norm,
+      'eps': placeholder(float) if eps is None else float(eps),
       'num_steps': num_steps,
-      'step_size': eps * rel_step_size,
+      'rel_step_size': float(rel_step_size),  # step = rel_step_size·ε ...
+      'step_size': placeholder(float),         # ... unless this is set
       'restarts': restarts,
       'random_start': random_start,
       'loss': 'ce',        # attack objective: 'ce' or 'margin'
@@ -28,24 +33,50 @@ def attack_config(norm, eps, num_steps: int, rel_step_size: float, restarts: int
   })
 
 
-def train_attack_config(norm, eps, num_steps: int, rel_step_size: float,
-                        eps_warmup: float = 0.0) -> ml_collections.ConfigDict:
+def train_attack_config(num_steps: int, rel_step_size: float, eps_warmup: float = 0.0,
+                        **kwargs) -> ml_collections.ConfigDict:
   """The training attack: a PGD block plus an ε warm-up.
 
   eps_warmup is the fraction of training over which ε (and the step size)
   ramp linearly from 0 to their full values.
   """
-  c = attack_config(norm, eps, num_steps, rel_step_size)
+  c = attack_config(num_steps, rel_step_size, **kwargs)
   c.eps_warmup = eps_warmup
   return c
+
+
+ATTACK_BLOCKS = ('attack', 'eval_attack')
+
+
+def resolve_attack(config: ml_collections.ConfigDict, block: str) -> ml_collections.ConfigDict:
+  """config[block] with norm, eps and step_size filled in (a copy)."""
+  if block not in ATTACK_BLOCKS:
+    raise ValueError(f'Unknown attack block {block!r}. Valid choices: {ATTACK_BLOCKS}.')
+  c = ml_collections.ConfigDict(config[block].to_dict())
+  if c.norm is None:
+    c.norm = config.norm
+  if c.eps is None:
+    c.eps = float(config.eps)
+  if c.step_size is None:
+    c.step_size = c.rel_step_size * c.eps
+  return c
+
+
+def restore_placeholders(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Re-types the attack fields a JSON round trip left as None (for overrides)."""
+  for block in ATTACK_BLOCKS:
+    for key, kind in (('norm', str), ('eps', float), ('step_size', float)):
+      if config[block][key] is None:
+        config[block][key] = placeholder(kind)
+  return config
 
 
 def base_config(*, dataset: str, norm: str, eps: float, model: str) -> ml_collections.ConfigDict:
   """Defaults shared by all experiments; each configs/*.py overrides what differs."""
   c = ml_collections.ConfigDict()
   c.seed = 0
-  c.norm = ml_collections.FieldReference(norm)
-  c.eps = ml_collections.FieldReference(float(eps))
+  c.norm = norm
+  c.eps = float(eps)
 
   c.data = ml_collections.ConfigDict({
       'name': dataset,
@@ -56,8 +87,9 @@ def base_config(*, dataset: str, norm: str, eps: float, model: str) -> ml_collec
       'augment': 'none',       # 'none' or 'crop_flip'
       'batch_size': 128,       # global, split over local devices
       'eval_batch_size': 500,
-      'synthetic': {           # only for name='synthetic' (Tsipras et al. §2.1)
+      'synthetic': {           # only for name='synthetic' (Tsipras et al. §2.1) / 'gaussian'
           'p': 0.95, 'eta': 0.1, 'd': 1000, 'num_train': 10000, 'num_test': 10000, 'seed': 0,
+          'stratified_test': True,  # exact label / x_1-agreement counts in the test set
       },
   })
   c.model = ml_collections.ConfigDict({
@@ -73,9 +105,8 @@ def base_config(*, dataset: str, norm: str, eps: float, model: str) -> ml_collec
       'name': 'pgd_at',        # standard | pgd_at | trades | hinge | package.module:fn
       'beta': 6.0,             # trades
   })
-  c.attack = train_attack_config(c.get_ref('norm'), c.get_ref('eps'), 7, 2.5 / 7)
-  c.eval_attack = attack_config(c.get_ref('norm'), c.get_ref('eps'), 20, 2.5 / 20,
-                                restarts=1)
+  c.attack = train_attack_config(7, 2.5 / 7)
+  c.eval_attack = attack_config(20, 2.5 / 20, restarts=1)
   c.optim = ml_collections.ConfigDict({
       'name': 'sgd',           # sgd | adam | adamw
       'learning_rate': 0.1,
@@ -110,8 +141,8 @@ def shrink_for_smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.attack.num_steps = min(c.attack.num_steps, 2)
   c.eval_attack.num_steps = min(c.eval_attack.num_steps, 3)
   c.eval_attack.restarts = min(c.eval_attack.restarts, 2)
-  c.attack.step_size = c.get_ref('eps') * (2.5 / 2)
-  c.eval_attack.step_size = c.get_ref('eps') * (2.5 / 3)
+  c.attack.rel_step_size = 2.5 / 2
+  c.eval_attack.rel_step_size = 2.5 / 3
   c.log_every = 2
   c.checkpoint_every = 2
   c.progress_bar = False

@@ -24,6 +24,7 @@ import ml_collections
 from ml_collections import config_flags
 
 from tradeoff import checkpoint
+from tradeoff import configlib
 from tradeoff import data
 from tradeoff import evaluation
 from tradeoff import optim
@@ -44,19 +45,41 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
   # JSON has no tuples; the config's tuple-valued fields come back as lists.
   for group, key in (('data', 'classes'), ('model', 'hidden'), ('optim', 'decay_at')):
     cfg[group][key] = tuple(cfg[group][key])
-  return ml_collections.ConfigDict(cfg)
+  return configlib.restore_placeholders(ml_collections.ConfigDict(cfg))
+
+
+def load_states(config: ml_collections.ConfigDict, workdir: str, steps=None):
+  """The run's dataset, model and its checkpointed TrainStates.
+
+  Args:
+    config: the run's config (e.g. from load_run_config).
+    workdir: the run directory.
+    steps: checkpoint steps to restore; None: the latest only; 'all': every
+      saved step, in order.
+
+  Returns:
+    (ds, module, eval_attack, {step: TrainState}).
+  """
+  ds, module, _, eval_attack, _ = train.setup(config)
+  tx, _ = optim.build(config.optim, train.total_steps(config, len(ds.y_train)))
+  like = train.create_state(jax.random.key(0), module, data.to_float(ds.x_train[:1]), tx)
+  mngr = checkpoint.manager(workdir, config.max_checkpoints)
+  if steps is None:
+    steps = [mngr.latest_step()] if mngr.latest_step() is not None else []
+  elif steps == 'all':
+    steps = sorted(mngr.all_steps())
+  if not steps:
+    raise FileNotFoundError(f'No checkpoint in {workdir}/checkpoints.')
+  states = {int(s): checkpoint.restore(mngr, s, like)[0] for s in steps}
+  mngr.close()
+  return ds, module, eval_attack, states
 
 
 def evaluate_run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Restores the latest checkpoint of `workdir` and evaluates config.eval_attack."""
   t0 = time.time()
-  ds, module, _, eval_attack, _ = train.setup(config)
-  tx, _ = optim.build(config.optim, train.total_steps(config, len(ds.y_train)))
-  like = train.create_state(jax.random.key(0), module, data.to_float(ds.x_train[:1]), tx)
-  mngr = checkpoint.manager(workdir, config.max_checkpoints)
-  state, _ = checkpoint.restore_latest(mngr, like)
-  if state is None:
-    raise FileNotFoundError(f'No checkpoint in {workdir}/checkpoints.')
+  ds, module, eval_attack, states = load_states(config, workdir)
+  state = states[max(states)]
   x_eval, y_eval = train.eval_split(config, ds)
   num_devices = jax.local_device_count()
   _, _, rng = train.rng_streams(config.seed)  # as in training: same attack, same numbers

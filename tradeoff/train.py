@@ -28,6 +28,7 @@ from flax.training import train_state
 
 from tradeoff import attacks
 from tradeoff import checkpoint
+from tradeoff import configlib
 from tradeoff import data
 from tradeoff import evaluation
 from tradeoff import losses
@@ -161,7 +162,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     if b <= 0 or b % num_devices:
       raise ValueError(f'data.{name}={b} must be a positive multiple of the '
                        f'{num_devices} local devices.')
-  atk, ev = config.attack, config.eval_attack
+  atk = configlib.resolve_attack(config, 'attack')
+  ev = configlib.resolve_attack(config, 'eval_attack')
+  for block, c in (('attack', atk), ('eval_attack', ev)):
+    if c.eps < 0:
+      raise ValueError(f'{block}.eps={c.eps} must be >= 0.')
   if (ev.norm == atk.norm and ev.eps == atk.eps and atk.eps > 0 and
       (ev.num_steps < atk.num_steps or ev.restarts < atk.restarts)):
     raise ValueError(
@@ -196,8 +201,10 @@ def setup(config: ml_collections.ConfigDict):
   """Data, model, attacks and loss context of a config (shared with evaluate.py)."""
   ds = data.load(config.data, config.seed)
   module = models.build(config.model, ds.num_classes, ds.mean, ds.std, bn_axis_name=AXIS)
-  train_attack = attacks.Attack.from_config(config.attack, ds.bounds)
-  eval_attack = attacks.Attack.from_config(config.eval_attack, ds.bounds)
+  train_attack = attacks.Attack.from_config(configlib.resolve_attack(config, 'attack'),
+                                            ds.bounds)
+  eval_attack = attacks.Attack.from_config(configlib.resolve_attack(config, 'eval_attack'),
+                                           ds.bounds)
   ctx = losses.Context(module=module, attack=train_attack, config=config.loss)
   return ds, module, train_attack, eval_attack, ctx
 
