@@ -76,3 +76,53 @@ def test_theorem_2_1_bound_holds_for_linear_family():
       assert rob <= theory.robust_accuracy_bound(std, p) + 1e-9
   assert theory.robust_accuracy_bound(0.99, 0.9) == pytest.approx(0.09)
   assert theory.robust_accuracy_bound(0.5, 0.9) == 1.0
+
+
+def test_stratified_sample_has_exact_label_and_agreement_counts():
+  n, p = 2000, 0.9
+  x, y = synthetic.sample_stratified(jax.random.key(0), n, p, 0.3, 7)
+  x, y = np.asarray(x), np.asarray(y)
+  assert x.shape == (n, 8) and (y == 1).sum() == n // 2
+  for label in (1, -1):
+    assert (x[y == label, 0] == label).sum() == round(p * n / 2)
+  weak_mean = (x[:, 1:] * y[:, None]).mean()
+  assert abs(weak_mean - 0.3) < 4 / np.sqrt(n * 7)
+  with pytest.raises(ValueError, match='even n'):
+    synthetic.sample_stratified(jax.random.key(0), 3, p, 0.3, 7)
+
+
+@pytest.mark.parametrize('eps', [0.0, 0.15])
+def test_gaussian_linear_accuracy_matches_monte_carlo(eps):
+  dim = 40
+  a = theory.gaussian_means(dim)
+  x, y = synthetic.sample_gaussian(jax.random.key(3), N, dim)
+  x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+  rng = np.random.default_rng(1)
+  for w, b in ((a, 0.0), (rng.normal(size=dim) + a, 0.2)):
+    _within_4_se(theory.gaussian_linear_accuracy(w, b, a, eps), _mc_accuracy(w, b, x, y, eps))
+
+
+def test_gaussian_bayes_risks_closed_form_and_limits():
+  for dim in (10, 1000):
+    a = theory.gaussian_means(dim)
+    eps = theory.gaussian_eps(dim)
+    risks = theory.gaussian_bayes_risks(dim)
+    only_x1 = np.eye(dim)[0]
+    assert risks['bayes_risk'] == pytest.approx(1 - theory.gaussian_linear_accuracy(a, 0, a))
+    assert risks['bayes_adversarial_risk'] == pytest.approx(
+        1 - theory.gaussian_linear_accuracy(a, 0, a, eps))
+    assert risks['x1_adversarial_risk'] == pytest.approx(
+        1 - theory.gaussian_linear_accuracy(only_x1, 0, a, eps))
+  far = theory.gaussian_bayes_risks(10**9)
+  assert far['bayes_risk'] < 1e-5 and far['bayes_adversarial_risk'] > 0.9999
+  assert far['x1_risk'] == pytest.approx(0.158655, abs=1e-6)
+
+
+@pytest.mark.parametrize('p,eta', [(0.9, 3 / np.sqrt(300)), (0.975, 4 / np.sqrt(300))])
+def test_no_linear_classifier_beats_the_theorem_2_1_bound(p, eta):
+  from tradeoff.figures import theory as theory_figs  # pylint: disable=g-import-not-at-top
+  family = theory_figs.linear_families(p, eta, 300, 2 * eta)
+  excess = [r['robust'] - float(theory.robust_accuracy_bound(r['standard'], p)) for r in family]
+  assert max(excess) <= 1e-12
+  # the bound is attained: sign(x_1) has standard = robust = p
+  assert any(abs(r['standard'] - p) < 1e-9 and abs(r['robust'] - p) < 1e-9 for r in family)

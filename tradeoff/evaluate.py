@@ -32,8 +32,12 @@ from tradeoff import provenance
 from tradeoff import train
 from tradeoff import writers
 
-_WORKDIR = flags.DEFINE_string('workdir', None, 'A training run directory.')
-_OUTPUT = flags.DEFINE_string('output', None, 'Results JSON path (default: see module doc).')
+
+
+def _define_flags() -> None:
+  """CLI flags, defined only when run as a program (the module is also a library)."""
+  flags.DEFINE_string('workdir', None, 'A training run directory.')
+  flags.DEFINE_string('output', None, 'Results JSON path (default: see module doc).')
 
 
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:
@@ -102,9 +106,9 @@ def default_output(workdir: str, attack: dict) -> str:
 def main(argv):
   del argv
   writers.quiet_library_logs()
-  config = flags.FLAGS.config
-  results = evaluate_run(config, _WORKDIR.value)
-  out = _OUTPUT.value or default_output(_WORKDIR.value, results['eval_attack'])
+  config, workdir = flags.FLAGS.config, flags.FLAGS.workdir
+  results = evaluate_run(config, workdir)
+  out = flags.FLAGS.output or default_output(workdir, results['eval_attack'])
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   with open(out, 'w') as f:
     json.dump(results, f, indent=2)
@@ -126,6 +130,7 @@ def _define_config_from_workdir(argv: list[str]) -> None:
 
 
 if __name__ == '__main__':
+  _define_flags()
   _define_config_from_workdir(sys.argv)
   flags.mark_flags_as_required(['workdir'])
   app.run(main)

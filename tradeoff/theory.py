@@ -12,6 +12,8 @@ All functions are pure NumPy/SciPy in float64.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import special
 
@@ -62,3 +64,56 @@ def robust_accuracy_bound(standard_accuracy, p: float):
   is at most p/(1 - p)·δ (capped at 1)."""
   delta = 1.0 - np.asarray(standard_accuracy, np.float64)
   return np.minimum(1.0, p / (1.0 - p) * np.maximum(delta, 0.0))
+
+
+# ---------------------------------------------------------------------------
+# The all-Gaussian variant (EPFL lecture notes): x = a·y + N(0, I_D).
+
+
+def gaussian_means(dim: int) -> np.ndarray:
+  """a = (1, √(log D/(D−1)), ..., √(log D/(D−1))) ∈ R^D (D = dim ≥ 2).
+
+  x_1 alone has risk Φ(−1); the D − 1 weak features together carry
+  ‖a_weak‖² = log D, so the Bayes classifier's risk Φ(−√(1 + log D)) → 0.
+  """
+  if dim < 2:
+    raise ValueError(f'The Gaussian model needs D >= 2 features, got {dim}.')
+  return np.concatenate([[1.0], np.full(dim - 1, np.sqrt(np.log(dim) / (dim - 1)))])
+
+
+def gaussian_eps(dim: int) -> float:
+  """The adversary's ℓ∞ radius 2√(log D/(D−1)): twice a weak feature's mean."""
+  return float(2 * gaussian_means(dim)[1])
+
+
+def gaussian_linear_accuracy(w: np.ndarray, b: float, a: np.ndarray, eps: float = 0.0
+                             ) -> float:
+  """Accuracy of sign(wᵀx + b) on x = a·y + N(0, I) against an ℓ∞ adversary.
+
+  The margin y(wᵀx + b) = aᵀw − ε‖w‖₁ + y·b + ‖w‖₂·Z under the worst case
+  δ* = −ε·y·sign(w).
+  """
+  w = np.asarray(w, np.float64)
+  mean = float(np.dot(a, w) - eps * np.abs(w).sum())
+  std = float(np.linalg.norm(w))
+  return 0.5 * sum(_margin_positive_prob(mean + y * b, std) for y in (1.0, -1.0))
+
+
+def gaussian_bayes_risks(dim: int) -> dict[str, float]:
+  """Standard and adversarial (ε = gaussian_eps) risks of the Bayes classifier
+  sign(aᵀx) and of sign(x_1), in O(1) memory (D may be 10⁹).
+
+  With a_w = √(log D/(D−1)): ‖a‖₂² = 1 + log D and ‖a‖₁ = 1 + (D−1)·a_w, so the
+  Bayes margin is N(‖a‖₂² − ε‖a‖₁, ‖a‖₂²); sign(x_1)'s is N(1 − ε, 1).
+  """
+  if dim < 2:
+    raise ValueError(f'The Gaussian model needs D >= 2 features, got {dim}.')
+  a_w = math.sqrt(math.log(dim) / (dim - 1))
+  eps = 2 * a_w
+  sq = 1 + math.log(dim)
+  l1 = 1 + (dim - 1) * a_w
+  risk = lambda mean, std: float(special.ndtr(-mean / std))
+  return {'bayes_risk': risk(sq, math.sqrt(sq)),
+          'bayes_adversarial_risk': risk(sq - eps * l1, math.sqrt(sq)),
+          'x1_risk': risk(1.0, 1.0),
+          'x1_adversarial_risk': risk(1.0 - eps, 1.0)}

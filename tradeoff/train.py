@@ -197,6 +197,29 @@ def sync_config(config: ml_collections.ConfigDict, workdir: str) -> None:
     json.dump(current, f, indent=2)
 
 
+def finished_results(config: ml_collections.ConfigDict, workdir: str) -> dict | None:
+  """The run's results.json if it finished with this config (modulo RESUMABLE_CHANGES)."""
+  path = os.path.join(workdir, 'results.json')
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    results = json.load(f)
+  saved = _flat(results.get('config', {}))
+  new = _flat(json.loads(config.to_json_best_effort()))
+  same = all(saved.get(k) == new.get(k) for k in set(saved) | set(new)
+             if k not in RESUMABLE_CHANGES)
+  return results if same else None
+
+
+def train_or_load(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """results.json of a finished run with this config, else trains (or resumes) it."""
+  results = finished_results(config, workdir)
+  if results is not None:
+    logging.info('%s already finished; using its results.json', workdir)
+    return results
+  return train_and_evaluate(config, workdir)
+
+
 def setup(config: ml_collections.ConfigDict):
   """Data, model, attacks and loss context of a config (shared with evaluate.py)."""
   ds = data.load(config.data, config.seed)

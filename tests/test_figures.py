@@ -1,0 +1,41 @@
+"""Experiment plumbing and figure drawing (no long training)."""
+import os
+
+import ml_collections
+import pytest
+
+from tradeoff import configlib
+from tradeoff import train
+from tradeoff import writers
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _tiny_synthetic_config() -> ml_collections.ConfigDict:
+  c = configlib.base_config(dataset='synthetic', norm='linf', eps=0.1, model='linear')
+  c.data.synthetic.update({'d': 20, 'num_train': 64, 'num_test': 64})
+  c.data.batch_size = 16
+  c.data.eval_batch_size = 32
+  c.model.num_outputs = 1
+  c.num_train_steps = 4
+  c.log_every = 2
+  c.checkpoint_every = 2
+  c.progress_bar = False
+  c.tensorboard = False
+  return c
+
+
+def test_train_or_load_reuses_a_finished_run_and_refuses_a_changed_one(tmp_path):
+  c = _tiny_synthetic_config()
+  first = train.train_or_load(c, str(tmp_path))
+  lines = len(writers.read_metrics(str(tmp_path)))
+  mtime = os.path.getmtime(tmp_path / 'results.json')
+  c.progress_bar = True  # a RESUMABLE_CHANGES field: still the same run
+  again = train.train_or_load(c, str(tmp_path))
+  assert again == first
+  assert os.path.getmtime(tmp_path / 'results.json') == mtime
+  assert len(writers.read_metrics(str(tmp_path))) == lines
+  c.attack.eps = 0.2
+  assert train.finished_results(c, str(tmp_path)) is None
+  with pytest.raises(ValueError, match='different config'):
+    train.train_or_load(c, str(tmp_path))
