@@ -4,9 +4,10 @@ r"""The all-Gaussian variant (EPFL lecture notes): x = a·y + N(0, I_D), D = 100
 
 a_1 = 1 and a_i = √(log D/(D−1)) for the D − 1 weak features; the adversary's
 ℓ∞ radius is ε = 2√(log D/(D−1)) ≈ 0.166. A linear model trained on the
-logistic loss at the PGD point (ε = 0: standard training). Checkpoints every 10
-steps are all kept, so `python -m tradeoff.figures theory` can plot the
-weights over training.
+logistic loss at the PGD point (ε = 0: standard training), by SGD with a cosine
+learning-rate decay (a constant rate leaves the weak weights oscillating around
+0). Checkpoints every 10 steps are all kept, so `python -m tradeoff.figures
+theory` can plot the weights over training.
 """
 from tradeoff import configlib
 from tradeoff import theory
@@ -27,7 +28,7 @@ def get_config(arg=None):
   c.optim.name = 'sgd'
   c.optim.learning_rate = 0.01
   c.optim.momentum = 0.9
-  c.optim.schedule = 'constant'
+  c.optim.schedule = 'cosine'
   c.num_epochs = 10.0
   c.log_every = 50
   c.checkpoint_every = 10

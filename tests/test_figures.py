@@ -39,3 +39,18 @@ def test_train_or_load_reuses_a_finished_run_and_refuses_a_changed_one(tmp_path)
   assert train.finished_results(c, str(tmp_path)) is None
   with pytest.raises(ValueError, match='different config'):
     train.train_or_load(c, str(tmp_path))
+
+
+def test_robust_accuracy_on_a_subset_clean_accuracy_on_all(tmp_path):
+  from tradeoff import evaluate  # pylint: disable=g-import-not-at-top
+  c = _tiny_synthetic_config()
+  c.num_robust_eval_examples = 32
+  results = train.train_and_evaluate(c, str(tmp_path))
+  assert results['num_examples'] == 64 and results['num_robust_examples'] == 32
+  assert 0 <= results['robust_accuracy'] <= results['robust_subset_clean_accuracy'] <= 1
+  again = evaluate.evaluate_run(c, str(tmp_path))
+  for k in ('clean_accuracy', 'robust_accuracy', 'num_examples', 'num_robust_examples'):
+    assert again[k] == results[k], k
+  c2 = _tiny_synthetic_config()  # attacking everything gives the same clean accuracy
+  full = evaluate.evaluate_run(c2, str(tmp_path))
+  assert full['clean_accuracy'] == results['clean_accuracy'] and full['num_robust_examples'] == 64

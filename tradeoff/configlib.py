@@ -97,7 +97,7 @@ def base_config(*, dataset: str, norm: str, eps: float, model: str) -> ml_collec
       'num_outputs': 0,        # 0: one logit per class; 1: binary score (2 classes)
       'normalize': True,       # (x - mean) / std as the model's first layer
       'hidden': (256, 256),    # mlp
-      'width': 1,              # madry_cnn width multiplier
+      'width': 1.0,            # madry_cnn width multiplier (0.25: 8/16 channels, 256 hidden)
       'units': 5,              # cifar_resnet units per group (5: ResNet-32)
       'widen': 1,              # cifar_resnet width (10: the wide Madry model)
   })
@@ -122,6 +122,7 @@ def base_config(*, dataset: str, norm: str, eps: float, model: str) -> ml_collec
   c.num_epochs = 10.0
   c.num_train_steps = 0        # > 0 overrides num_epochs
   c.num_eval_examples = 0      # > 0: evaluate on the first n test examples only
+  c.num_robust_eval_examples = 0  # > 0: attack only the first n of them (clean: all)
   c.log_every = 100
   c.checkpoint_every = 1000
   c.eval_every = 0             # > 0: also evaluate during training
@@ -170,3 +171,18 @@ def load(spec: str) -> ml_collections.ConfigDict:
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
   return module.get_config(arg or None)
+
+
+def reduced_mnist_overrides() -> tuple[tuple[str, object], ...]:
+  """Sweep overrides that make an MNIST-sized grid fit a 2-core CPU.
+
+  A quarter-width Madry CNN (8/16 conv channels, 256 hidden units), PGD-10
+  training (step 2.5ε/10), PGD-20 evaluation (step 2.5ε/20) of the first 1000
+  test images (clean accuracy: all of them), a checkpoint every 500 steps.
+  """
+  return (('model.width', 0.25),
+          ('attack.num_steps', 10), ('attack.rel_step_size', 2.5 / 10),
+          ('eval_attack.num_steps', 20), ('eval_attack.rel_step_size', 2.5 / 20),
+          ('eval_attack.restarts', 1),
+          ('num_robust_eval_examples', 1000),
+          ('checkpoint_every', 500))

@@ -87,10 +87,10 @@ def evaluate_run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   x_eval, y_eval = train.eval_split(config, ds)
   num_devices = jax.local_device_count()
   _, _, rng = train.rng_streams(config.seed)  # as in training: same attack, same numbers
-  result = evaluation.evaluate(
-      evaluation.make_eval_step(module, eval_attack),
-      train.replicate(state.params, num_devices), train.replicate(state.model_state, num_devices),
-      x_eval, y_eval, config.data.eval_batch_size, rng)
+  result = evaluation.evaluate_clean_and_robust(
+      module, eval_attack, train.replicate(state.params, num_devices),
+      train.replicate(state.model_state, num_devices), x_eval, y_eval,
+      config.data.eval_batch_size, rng, config.get('num_robust_eval_examples', 0))
   return {'workdir': os.path.abspath(workdir), 'checkpoint_step': int(state.step),
           'config': json.loads(config.to_json_best_effort()),
           'commit': provenance.git_commit(), 'device': provenance.device_description(),

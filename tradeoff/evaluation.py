@@ -73,3 +73,33 @@ def evaluate(p_eval_step: Callable, params, model_state, x: np.ndarray, y: np.nd
           'robust_accuracy': totals['robust_correct'] / n,
           'clean_loss': totals['clean_loss'] / n, 'adv_loss': totals['adv_loss'] / n,
           'num_examples': int(n)}
+
+
+def evaluate_clean_and_robust(module: nn.Module, attack: attacks.Attack, params, model_state,
+                              x: np.ndarray, y: np.ndarray, batch_size: int, rng: jax.Array,
+                              num_robust: int = 0, steps=None) -> dict[str, float]:
+  """Clean accuracy on all of (x, y), robust accuracy on its first num_robust examples.
+
+  num_robust <= 0 (or >= len(y)) attacks every example in one pass. Otherwise
+  the clean pass runs without the attack, and the robust numbers
+  (robust_accuracy, adv_loss, robust_subset_clean_accuracy) come from the subset.
+
+  Args:
+    steps: optional (full_step, clean_step) from make_eval_step, to reuse their
+      compilations across calls.
+  """
+  full_step, clean_step = steps or (make_eval_step(module, attack),
+                                    make_eval_step(module, attacks.Attack()))
+  n = len(y)
+  if num_robust <= 0 or num_robust >= n:
+    out = evaluate(full_step, params, model_state, x, y, batch_size, rng)
+    out['num_robust_examples'] = out['num_examples']
+    return out
+  clean = evaluate(clean_step, params, model_state, x, y, batch_size, rng)
+  robust = evaluate(full_step, params, model_state, x[:num_robust], y[:num_robust],
+                    batch_size, rng)
+  return {'clean_accuracy': clean['clean_accuracy'], 'clean_loss': clean['clean_loss'],
+          'num_examples': clean['num_examples'],
+          'robust_accuracy': robust['robust_accuracy'], 'adv_loss': robust['adv_loss'],
+          'num_robust_examples': robust['num_examples'],
+          'robust_subset_clean_accuracy': robust['clean_accuracy']}

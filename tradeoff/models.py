@@ -73,15 +73,16 @@ class MadryCNN(nn.Module):
   num_outputs: int
   mean: Sequence[float] = (0.0,)
   std: Sequence[float] = (1.0,)
-  width: int = 1  # multiplies the conv and dense widths
+  width: float = 1.0  # multiplies the conv and dense widths
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     del train
     x = normalize(x, self.mean, self.std)
-    x = max_pool_2x2(nn.relu(nn.Conv(32 * self.width, (5, 5), padding='SAME')(x)))
-    x = max_pool_2x2(nn.relu(nn.Conv(64 * self.width, (5, 5), padding='SAME')(x)))
-    x = nn.relu(nn.Dense(1024 * self.width)(x.reshape(x.shape[0], -1)))
+    c1, c2, h = (max(1, round(n * self.width)) for n in (32, 64, 1024))
+    x = max_pool_2x2(nn.relu(nn.Conv(c1, (5, 5), padding='SAME')(x)))
+    x = max_pool_2x2(nn.relu(nn.Conv(c2, (5, 5), padding='SAME')(x)))
+    x = nn.relu(nn.Dense(h)(x.reshape(x.shape[0], -1)))
     return nn.Dense(self.num_outputs)(x)
 
 

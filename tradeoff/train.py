@@ -261,13 +261,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   warmup_steps = int(config.attack.eps_warmup * steps)
   p_train_step = make_p_train_step(losses.get(config.loss.name), ctx,
                                    data.get_augmentation(config.data.augment), warmup_steps)
-  p_eval_step = evaluation.make_eval_step(module, eval_attack)
+  eval_steps = (evaluation.make_eval_step(module, eval_attack),
+                evaluation.make_eval_step(module, attacks.Attack()))
   stream = data.TrainStream(ds.x_train, ds.y_train, config.data.batch_size, config.seed)
   x_eval, y_eval = eval_split(config, ds)
 
   def run_eval(st):
-    return evaluation.evaluate(p_eval_step, st.params, st.model_state, x_eval, y_eval,
-                               config.data.eval_batch_size, k_eval)
+    return evaluation.evaluate_clean_and_robust(
+        module, eval_attack, st.params, st.model_state, x_eval, y_eval,
+        config.data.eval_batch_size, k_eval, config.num_robust_eval_examples, eval_steps)
 
   writer = writers.MetricWriter(workdir, tensorboard=config.tensorboard)
   progress = writers.Progress(steps, start_step) if config.progress_bar else None

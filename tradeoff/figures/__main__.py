@@ -1,12 +1,16 @@
 r"""Runs the experiments behind a figure and draws it.
 
     python -m tradeoff.figures theory [--workdir=runs/theory] [--plot_only]
+    python -m tradeoff.figures figure1 --results=figures/results/figure6_mnist_linf.json
+    python -m tradeoff.figures figure7 --results=figures/results/figure7_mnist_linf.json
 
 Commands:
   theory   §2: Theorem 2.1 bound, Theorem 2.2 SVMs, the Gaussian variant
-           (figures/theory_*.png from figures/results/theory_*.json).
-
---plot_only redraws from the result files without running anything.
+           (figures/theory_*.png from figures/results/theory_*.json); runs the
+           experiments first unless --plot_only.
+  figure1  accuracy vs training-set size, one line per ε (Figures 1 and 6), from
+           a sweep's collected results (python -m launch.sweep writes them).
+  figure7  accuracy vs training ε at a fixed training-set size (Figure 7).
 """
 from __future__ import annotations
 
@@ -16,13 +20,14 @@ from absl import logging
 
 from tradeoff import writers
 
-COMMANDS = ('theory',)
+COMMANDS = ('theory', 'figure1', 'figure7')
 
 _WORKDIR = flags.DEFINE_string('workdir', None,
                                'Root of the training runs (default runs/<command>).')
 _RESULTS_DIR = flags.DEFINE_string('results_dir', 'figures/results', 'Result JSON files.')
 _FIGURES_DIR = flags.DEFINE_string('figures_dir', 'figures', 'PNG output directory.')
 _PLOT_ONLY = flags.DEFINE_bool('plot_only', False, 'Only redraw from existing result files.')
+_RESULTS = flags.DEFINE_string('results', None, 'A collected sweep results file (figure1/7).')
 
 
 def main(argv):
@@ -36,6 +41,11 @@ def main(argv):
   if command == 'theory':
     from tradeoff.figures import theory  # pylint: disable=g-import-not-at-top
     paths = theory.run(workdir, _RESULTS_DIR.value, _FIGURES_DIR.value, _PLOT_ONLY.value)
+  else:
+    if not _RESULTS.value:
+      raise app.UsageError(f'{command} needs --results=figures/results/<sweep name>.json.')
+    from tradeoff.figures import sweeps  # pylint: disable=g-import-not-at-top
+    paths = sweeps.run(command, _RESULTS.value, _FIGURES_DIR.value)
   for p in paths:
     print(p)
 

@@ -1,0 +1,31 @@
+r"""Figure 1 (ℓ2), MNIST: standard accuracy vs training-set size for ε ∈ {0, 0.5, 1, 1.5, 2}.
+
+    python -m launch.sweep --sweep=configs/sweeps/figure1_mnist_l2.py
+    python -m tradeoff.figures figure1 --results=figures/results/figure1_mnist_l2.json
+
+Reduced scale so one grid fits this 2-core CPU: a quarter-width Madry CNN
+(8/16 conv channels, 256 hidden), PGD-10 training (step 2.5ε/10, ε ramped over
+the first 10 %), and every run gets the same budget of 1500 steps of batch 128
+with a floor of 3 epochs. Clean accuracy is measured on all 10 000 test
+images; robust accuracy with PGD-20 (step 2.5ε/20) on the first 1000.
+Sizes ≤ 1000 use 2 seeds (the subset and the training order change).
+"""
+import ml_collections
+
+from tradeoff import configlib
+
+SIZES_SMALL = (100, 300, 1000)
+SIZES_LARGE = (3000, 10000, 60000)
+EPS = (0.0, 0.5, 1.0, 1.5, 2.0)
+
+
+def get_config(arg=None):
+  del arg
+  s = ml_collections.ConfigDict()
+  s.name = 'figure1_mnist_l2'
+  s.base = 'configs/mnist_l2.py'
+  s.overrides = configlib.reduced_mnist_overrides()
+  s.grid = [(('eps', EPS), ('data.train_size', SIZES_SMALL), ('seed', (0, 1))),
+            (('eps', EPS), ('data.train_size', SIZES_LARGE), ('seed', (0,)))]
+  s.budget = {'steps': 1500, 'min_epochs': 3}
+  return s

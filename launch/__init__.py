@@ -1,0 +1,1 @@
+"""Sweep launcher: python -m launch.sweep --sweep=configs/sweeps/<name>.py."""

@@ -1,0 +1,238 @@
+r"""Runs a sweep: a grid of tradeoff runs, one workdir each, then collects results.
+
+    python -m launch.sweep --sweep=configs/sweeps/figure6_mnist_linf.py [--parallel=2]
+    python -m launch.sweep --sweep=... --dry_run        # list the runs and their state
+    python -m launch.sweep --sweep=... --collect_only   # only write the results file
+
+A sweep config (configs/sweeps/*.py) defines get_config() returning:
+
+    name:      the sweep's name; runs go to <root>/<name>/<run name>
+    base:      the experiment config file, e.g. 'configs/mnist_linf.py'
+    overrides: ((dotted key, value), ...) applied to every run
+    grid:      a list of blocks ((dotted key, (values...)), ...); each block is a
+               Cartesian product, the sweep is their union (duplicates dropped)
+    budget:    {'steps': S, 'min_epochs': E} or {}: each run trains
+               max(S, ceil(E·n/batch)) steps, n its training-set size
+
+Finished runs (results.json with the same config) are skipped; an interrupted
+run resumes from its last checkpoint, so a killed sweep loses at most one
+checkpoint interval per running job. Each run is a subprocess (its log is
+<workdir>/log.txt), so one failing run does not stop the others. All runs'
+results go to one file, figures/results/<name>.json by default.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+from typing import Any
+
+from absl import app
+from absl import flags
+import ml_collections
+
+from tradeoff import configlib
+from tradeoff import provenance
+
+_SWEEP = flags.DEFINE_string('sweep', None, 'Sweep config file (configs/sweeps/*.py).')
+_ROOT = flags.DEFINE_string('root', 'runs/sweeps', 'Parent directory of the sweep workdirs.')
+_PARALLEL = flags.DEFINE_integer('parallel', 1, 'Runs to train at the same time.')
+_OUTPUT = flags.DEFINE_string('output', None,
+                              'Collected results (default figures/results/<name>.json).')
+_DRY_RUN = flags.DEFINE_bool('dry_run', False, 'Print the runs and their state only.')
+_COLLECT_ONLY = flags.DEFINE_bool('collect_only', False, 'Only collect results.')
+_RUN = flags.DEFINE_integer('run', None, 'Internal: train run number RUN of the sweep.')
+
+# What the collected file keeps of each run's results.json.
+RESULT_FIELDS = ('clean_accuracy', 'robust_accuracy', 'num_examples', 'clean_loss', 'adv_loss',
+                 'train_attack', 'eval_attack', 'wall_time_s', 'train_time_s', 'eval_time_s',
+                 'train_steps', 'num_params', 'commit', 'device', 'versions', 'data')
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  index: int
+  name: str                 # e.g. 'eps=0.1,data.train_size=100,seed=0'
+  point: dict[str, Any]     # the grid values of this run
+  workdir: str
+
+
+def load_sweep(path: str) -> ml_collections.ConfigDict:
+  sweep = configlib.load(path)
+  for key in ('name', 'base', 'grid'):
+    if key not in sweep:
+      raise ValueError(f'Sweep config {path} lacks {key!r}; it needs name, base, grid '
+                       f'(and optionally overrides, budget).')
+  if not re.fullmatch(r'[A-Za-z0-9_.-]+', sweep.name):
+    raise ValueError(f'Sweep name {sweep.name!r} must be a plain directory name.')
+  return sweep
+
+
+def _format(value) -> str:
+  return f'{value:g}' if isinstance(value, float) else str(value)
+
+
+def expand(sweep: ml_collections.ConfigDict, root: str) -> list[Run]:
+  """The sweep's runs, in grid order, without duplicates."""
+  points, seen = [], set()
+  for block in sweep.grid:
+    block = dict(block)
+    keys = list(block)
+    for values in itertools.product(*(list(block[k]) for k in keys)):
+      point = dict(zip(keys, values))
+      ident = tuple(sorted((k, repr(v)) for k, v in point.items()))
+      if ident not in seen:
+        seen.add(ident)
+        points.append(point)
+  runs = []
+  for i, point in enumerate(points):
+    name = ','.join(f'{k}={_format(v)}' for k, v in point.items())
+    runs.append(Run(i, name, point, os.path.join(root, sweep.name, name)))
+  return runs
+
+
+def _set(config: ml_collections.ConfigDict, dotted: str, value) -> None:
+  *parents, leaf = dotted.split('.')
+  node = config
+  for p in parents:
+    if p not in node:
+      raise KeyError(f'Sweep key {dotted!r}: no field {p!r} in the config.')
+    node = node[p]
+  if leaf not in node:
+    raise KeyError(f'Sweep key {dotted!r}: no field {leaf!r} in the config; valid fields '
+                   f'here: {sorted(node.keys())}.')
+  node[leaf] = tuple(value) if isinstance(value, list) else value
+
+
+def run_config(sweep: ml_collections.ConfigDict, run: Run) -> ml_collections.ConfigDict:
+  """The experiment config of one run: base, then overrides, grid point and budget."""
+  config = configlib.load(sweep.base)
+  for key, value in dict(sweep.get('overrides', {})).items():
+    _set(config, key, value)
+  for key, value in run.point.items():
+    _set(config, key, value)
+  budget = dict(sweep.get('budget', {}))
+  if budget:
+    n = config.data.train_size
+    if n <= 0:
+      raise ValueError(f'Run {run.name}: a step budget needs data.train_size > 0.')
+    steps = max(int(budget['steps']),
+                math.ceil(budget.get('min_epochs', 0) * n / config.data.batch_size))
+    config.num_train_steps = steps
+  config.progress_bar = False
+  return config
+
+
+def run_state(sweep, run: Run) -> str:
+  """'finished', 'partial' (checkpoints, no results) or 'new'."""
+  from tradeoff import train  # pylint: disable=g-import-not-at-top
+  if train.finished_results(run_config(sweep, run), run.workdir) is not None:
+    return 'finished'
+  ckpt = os.path.join(run.workdir, 'checkpoints')
+  if os.path.isdir(ckpt) and any(d.isdigit() for d in os.listdir(ckpt)):
+    return 'partial'
+  return 'new'
+
+
+def collect(sweep, runs: list[Run], sweep_path: str) -> dict:
+  """Every run's results (or its absence) in one record."""
+  from tradeoff import train  # pylint: disable=g-import-not-at-top
+  records, total = [], 0.0
+  for run in runs:
+    results = train.finished_results(run_config(sweep, run), run.workdir)
+    rec = {'name': run.name, 'point': run.point, 'workdir': run.workdir,
+           'status': 'finished' if results else 'missing'}
+    if results:
+      rec.update({k: results[k] for k in RESULT_FIELDS if k in results})
+      rec['config'] = results['config']
+      total += results.get('wall_time_s', 0.0)
+    records.append(rec)
+  return {'sweep': sweep.to_dict(), 'sweep_file': sweep_path,
+          'num_runs': len(runs), 'num_finished': sum(r['status'] == 'finished' for r in records),
+          'total_run_wall_time_s': total, 'collected_with_commit': provenance.git_commit(),
+          'runs': records}
+
+
+def _train_one(sweep, run: Run) -> None:
+  from tradeoff import train  # pylint: disable=g-import-not-at-top
+  from tradeoff import writers  # pylint: disable=g-import-not-at-top
+  writers.quiet_library_logs()
+  train.train_and_evaluate(run_config(sweep, run), run.workdir)
+
+
+def launch(sweep_path: str, runs: list[Run], root: str, parallel: int) -> list[str]:
+  """Trains the runs in subprocesses, `parallel` at a time; returns failed run names."""
+  queue = list(runs)
+  active: list[tuple[Run, subprocess.Popen, Any]] = []
+  failed = []
+  try:
+    while queue or active:
+      while queue and len(active) < parallel:
+        run = queue.pop(0)
+        os.makedirs(run.workdir, exist_ok=True)
+        log = open(os.path.join(run.workdir, 'log.txt'), 'a')
+        cmd = [sys.executable, '-m', 'launch.sweep', f'--sweep={sweep_path}',
+               f'--root={root}', f'--run={run.index}']
+        print(f'[start] {run.name}', flush=True)
+        active.append((run, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
+      time.sleep(0.5)
+      for item in list(active):
+        run, proc, log = item
+        if proc.poll() is not None:
+          log.close()
+          active.remove(item)
+          status = 'done' if proc.returncode == 0 else f'FAILED (exit {proc.returncode})'
+          print(f'[{status}] {run.name}  (log: {run.workdir}/log.txt)', flush=True)
+          if proc.returncode != 0:
+            failed.append(run.name)
+  finally:
+    for _, proc, log in active:  # interrupted: stop children; they resume next time
+      proc.terminate()
+      proc.wait()
+      log.close()
+  return failed
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  if not _SWEEP.value:
+    raise app.UsageError('--sweep=configs/sweeps/<name>.py is required.')
+  if _PARALLEL.value < 1:
+    raise app.UsageError(f'--parallel={_PARALLEL.value} must be >= 1.')
+  sweep = load_sweep(_SWEEP.value)
+  runs = expand(sweep, _ROOT.value)
+  if _RUN.value is not None:
+    if not 0 <= _RUN.value < len(runs):
+      raise app.UsageError(f'--run={_RUN.value} is not in [0, {len(runs)}).')
+    _train_one(sweep, runs[_RUN.value])
+    return
+  states = {r.name: run_state(sweep, r) for r in runs}
+  counts = {s: sum(v == s for v in states.values()) for s in ('finished', 'partial', 'new')}
+  print(f'{sweep.name}: {len(runs)} runs ({counts})')
+  if _DRY_RUN.value:
+    for r in runs:
+      print(f'  {states[r.name]:8s} {r.name}')
+    return
+  failed = []
+  if not _COLLECT_ONLY.value:
+    todo = [r for r in runs if states[r.name] != 'finished']
+    failed = launch(_SWEEP.value, todo, _ROOT.value, _PARALLEL.value)
+  out = _OUTPUT.value or os.path.join('figures', 'results', f'{sweep.name}.json')
+  record = collect(sweep, runs, _SWEEP.value)
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  with open(out, 'w') as f:
+    json.dump(record, f, indent=1)
+  print(f'{record["num_finished"]}/{len(runs)} runs finished -> {out}')
+  if failed:
+    raise SystemExit(f'{len(failed)} runs failed: {failed}')
+
+
+if __name__ == '__main__':
+  app.run(main)

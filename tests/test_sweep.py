@@ -1,0 +1,127 @@
+"""launch.sweep: grid expansion, skip / resume, result collection, and the figure from it."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from launch import sweep as sweep_lib
+from tradeoff.figures import sweeps as sweep_figs
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+BASE = '''
+from tradeoff import configlib
+
+def get_config(arg=None):
+  c = configlib.base_config(dataset='synthetic', norm='linf', eps=0.1, model='linear')
+  c.data.synthetic.update({'d': 10, 'num_train': 200, 'num_test': 64})
+  c.data.batch_size = 16
+  c.data.eval_batch_size = 32
+  c.model.num_outputs = 1
+  c.num_train_steps = 4
+  c.log_every = 2
+  c.checkpoint_every = 2
+  c.tensorboard = False
+  return c
+'''
+
+SWEEP = '''
+import ml_collections
+
+def get_config(arg=None):
+  s = ml_collections.ConfigDict()
+  s.name = 'tiny'
+  s.base = {base!r}
+  s.overrides = (('optim.learning_rate', 0.05),)
+  s.grid = [(('eps', (0.0, 0.1)), ('data.train_size', (20,)), ('seed', (0, 1))),
+            (('eps', (0.0,)), ('data.train_size', (20, 40)), ('seed', (0,)))]
+  s.budget = {{'steps': 4, 'min_epochs': 2}}
+  return s
+'''
+
+
+@pytest.fixture
+def sweep_file(tmp_path):
+  base = tmp_path / 'base.py'
+  base.write_text(BASE)
+  path = tmp_path / 'tiny_sweep.py'
+  path.write_text(SWEEP.format(base=str(base)))
+  return str(path)
+
+
+def test_expand_takes_the_union_of_blocks_and_applies_overrides_and_budget(sweep_file, tmp_path):
+  sweep = sweep_lib.load_sweep(sweep_file)
+  runs = sweep_lib.expand(sweep, str(tmp_path / 'root'))
+  names = [r.name for r in runs]
+  # 2·1·2 + 1·2·1 = 6 points, one of which (eps 0, n 20, seed 0) is in both blocks
+  assert len(names) == len(set(names)) == 5
+  assert names[0] == 'eps=0,data.train_size=20,seed=0'
+  assert runs[0].workdir == os.path.join(str(tmp_path / 'root'), 'tiny', names[0])
+  c = sweep_lib.run_config(sweep, runs[-1])  # n = 40: 2 epochs of batch 16 = 5 steps > 4
+  assert (c.data.train_size, c.num_train_steps, c.optim.learning_rate) == (40, 5, 0.05)
+  assert sweep_lib.run_config(sweep, runs[0]).num_train_steps == 4
+  bad = sweep_lib.load_sweep(sweep_file)
+  bad.grid = [(('optim.learning_rat', (0.1,)),)]
+  with pytest.raises(KeyError, match='learning_rat'):
+    sweep_lib.run_config(bad, sweep_lib.expand(bad, 'r')[0])
+
+
+def _launch(sweep_file, root, out, *extra):
+  cmd = [sys.executable, '-m', 'launch.sweep', f'--sweep={sweep_file}', f'--root={root}',
+         f'--output={out}', '--parallel=2', *extra]
+  proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stdout + proc.stderr
+  return proc.stdout
+
+
+def test_sweep_runs_skips_finished_resumes_partial_and_collects(sweep_file, tmp_path):
+  root, out = str(tmp_path / 'root'), str(tmp_path / 'tiny.json')
+  log = _launch(sweep_file, root, out)
+  assert log.count('[start]') == 5 and log.count('[done]') == 5
+  res = json.load(open(out))
+  assert res['num_runs'] == res['num_finished'] == 5
+  assert {r['status'] for r in res['runs']} == {'finished'}
+  first = res['runs'][0]
+  assert first['config']['eps'] == 0.0 and first['config']['optim']['learning_rate'] == 0.05
+  assert 0.0 <= first['robust_accuracy'] <= first['clean_accuracy'] <= 1.0
+  assert first['commit'] and first['device'] and first['eval_attack']['name']
+
+  log = _launch(sweep_file, root, out)  # everything finished: nothing is trained
+  assert '[start]' not in log and "'finished': 5" in log
+
+  # a run killed after its last checkpoint but before results.json resumes, not restarts
+  victim = res['runs'][3]['workdir']
+  os.remove(os.path.join(victim, 'results.json'))
+  log = _launch(sweep_file, root, out, '--dry_run')
+  assert 'partial' in log
+  log = _launch(sweep_file, root, out)
+  assert log.count('[start]') == 1 and res['runs'][3]['name'] in log
+  resumed = json.load(open(os.path.join(victim, 'results.json')))
+  assert resumed['resumed_from_step'] == resumed['train_steps']
+
+  curves = sweep_figs.size_curves(json.load(open(out)))
+  assert sorted(curves) == [0.0, 0.1]
+  assert curves[0.0]['n'] == [20, 40] and len(curves[0.0]['clean'][0]) == 2  # two seeds
+  png = sweep_figs.run('figure1', out, str(tmp_path / 'figs'))[0]
+  assert os.path.getsize(png) > 10_000
+
+
+def test_bad_sweep_name_and_missing_fields_are_rejected(tmp_path):
+  path = tmp_path / 's.py'
+  path.write_text(textwrap.dedent('''
+      import ml_collections
+      def get_config(arg=None):
+        return ml_collections.ConfigDict({'name': 'a b', 'base': 'x.py', 'grid': []})
+  '''))
+  with pytest.raises(ValueError, match='plain directory name'):
+    sweep_lib.load_sweep(str(path))
+  path.write_text(textwrap.dedent('''
+      import ml_collections
+      def get_config(arg=None):
+        return ml_collections.ConfigDict({'name': 'a'})
+  '''))
+  with pytest.raises(ValueError, match="lacks 'base'"):
+    sweep_lib.load_sweep(str(path))

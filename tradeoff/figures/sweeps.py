@@ -1,0 +1,94 @@
+"""Figures 1, 6 and 7 from collected sweep results (launch/sweep.py output).
+
+    python -m tradeoff.figures figure1 --results=figures/results/figure6_mnist_linf.json
+    python -m tradeoff.figures figure7 --results=figures/results/figure7_mnist_linf.json
+
+Both read only the collected file; runs it lists as missing are left out and
+counted in the figure title.
+"""
+from __future__ import annotations
+
+import collections
+import os
+
+import numpy as np
+
+from tradeoff.figures import common
+
+
+def _finished(res: dict) -> list[dict]:
+  return [r for r in res['runs'] if r['status'] == 'finished']
+
+
+def _eps(run: dict) -> float:
+  return float(run['config']['eps'])
+
+
+def _eval_label(res: dict) -> str:
+  atks = {(r['eval_attack']['name'], r['eval_attack']['restarts'],
+           r.get('num_robust_examples', r['num_examples'])) for r in _finished(res)
+          if r['eval_attack']['eps'] > 0}
+  return '; '.join(f'{n}×{k} on {m} test points' for n, k, m in sorted(atks)) or 'none'
+
+
+def size_curves(res: dict) -> dict[float, dict]:
+  """{ε: {'n': sizes, 'clean': [[per seed]], 'robust': [[per seed]]}}."""
+  by = collections.defaultdict(lambda: collections.defaultdict(list))
+  for r in _finished(res):
+    n = r['config']['data']['train_size'] or r['data'].get('num_train')
+    by[_eps(r)][int(n)].append((r['clean_accuracy'], r['robust_accuracy']))
+  out = {}
+  for eps, per_n in sorted(by.items()):
+    sizes = sorted(per_n)
+    out[eps] = {'n': sizes, 'clean': [[c for c, _ in per_n[n]] for n in sizes],
+                'robust': [[rb for _, rb in per_n[n]] for n in sizes]}
+  return out
+
+
+def plot_figure1(res: dict, path: str) -> str:
+  curves = size_curves(res)
+  norm = _finished(res)[0]['config']['norm']
+  fig, axes = common.subplots(1, 2, figsize=(12, 4.5))
+  for eps, c in curves.items():
+    for ax, key in ((axes[0], 'clean'), (axes[1], 'robust')):
+      mean = [np.mean(v) for v in c[key]]
+      lo = [np.min(v) for v in c[key]]
+      hi = [np.max(v) for v in c[key]]
+      line, = ax.semilogx(c['n'], mean, 'o-', label=f'ε = {eps:g}')
+      ax.fill_between(c['n'], lo, hi, color=line.get_color(), alpha=0.2)
+  axes[0].set_ylabel('standard test accuracy')
+  axes[1].set_ylabel(f'robust accuracy (own ε; {_eval_label(res)})')
+  for ax in axes:
+    ax.set_xlabel('training-set size n')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+  missing = res['num_runs'] - res['num_finished']
+  fig.suptitle(f"{res['sweep']['name']}: adversarial training ({norm}) vs training-set size "
+               f"(band: min–max over seeds{'; %d runs missing' % missing if missing else ''})",
+               fontsize=11)
+  return common.save_figure(fig, path)
+
+
+def plot_figure7(res: dict, path: str) -> str:
+  runs = sorted(_finished(res), key=_eps)
+  norm = runs[0]['config']['norm']
+  fig, ax = common.subplots(1, 1, figsize=(6, 4.5))
+  eps = [_eps(r) for r in runs]
+  ax.plot(eps, [r['clean_accuracy'] for r in runs], 'o-', label='standard accuracy')
+  ax.plot(eps, [r['robust_accuracy'] for r in runs], 's--',
+          label=f'robust accuracy at own ε ({_eval_label(res)})')
+  ax.set_xlabel(f'training ε ({norm})')
+  ax.set_ylabel('test accuracy')
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  ax.set_title(f"{res['sweep']['name']}: accuracy vs ε_train", fontsize=11)
+  return common.save_figure(fig, path)
+
+
+def run(command: str, results: str, figures_dir: str) -> list[str]:
+  res = common.read_json(results)
+  if not _finished(res):
+    raise ValueError(f'{results} lists no finished runs; run the sweep first.')
+  name = os.path.splitext(os.path.basename(results))[0]
+  plot = {'figure1': plot_figure1, 'figure7': plot_figure7}[command]
+  return [plot(res, os.path.join(figures_dir, f'{name}.png'))]
