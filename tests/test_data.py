@@ -16,7 +16,7 @@ def _data_cfg(name, data_dir='', **kw):
                                    'classes': (), 'train_size': 0,
                                    'synthetic': {'p': 0.9, 'eta': 0.5, 'd': 50,
                                                  'num_train': 2000, 'num_test': 1000,
-                                                 'seed': 0}})
+                                                 'seed': 0, 'stratified_test': True}})
   cfg.update(kw)
   return cfg
 
@@ -125,3 +125,14 @@ def test_crop_flip_augmentation_keeps_shape_and_content():
     assert found
   with pytest.raises(ValueError, match="Unknown data.augment 'flip'"):
     data.get_augmentation('flip')
+
+
+def test_balanced_subset_fills_short_classes_from_the_others_up_to_the_full_set():
+  y = np.repeat(np.arange(3), [10, 50, 40])  # class 0 is short
+  sub = data.balanced_subset_indices(y, 60, 3, seed=0)
+  np.testing.assert_array_equal(np.bincount(y[sub], minlength=3), [10, 25, 25])
+  np.testing.assert_array_equal(data.balanced_subset_indices(y, 100, 3, seed=0), np.arange(100))
+  sizes = (3, 30, 60, 90, 100)  # nested as n grows, with one seed
+  subsets = [set(data.balanced_subset_indices(y, n, 3, seed=4)) for n in sizes]
+  assert all(a <= b for a, b in zip(subsets, subsets[1:]))
+  assert [len(s) for s in subsets] == list(sizes)

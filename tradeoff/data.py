@@ -149,21 +149,32 @@ def balanced_subset_indices(y: np.ndarray, n: int, num_classes: int,
                             seed: int) -> np.ndarray:
   """Indices of a class-balanced random subset of size n, a pure fn of seed.
 
-  Each class gets n // K examples and the first n % K classes one more; within
-  a class the choice is a seeded permutation, so subsets of growing n drawn with
-  one seed are nested.
+  Each class gets n // K examples and the first n % K classes one more; a class
+  with fewer examples gives all it has and the shortfall is shared out the same
+  way among the others (so n = len(y) is the whole set). Within a class the
+  choice is a prefix of a seeded permutation, so subsets of growing n drawn
+  with one seed are nested.
   """
   if not num_classes <= n <= len(y):
     raise ValueError(f'data.train_size={n} must be in [{num_classes}, {len(y)}] '
                      f'(number of classes, training examples).')
   rng = np.random.default_rng([seed, 0x5EB5E7])
-  per_class = [n // num_classes + (k < n % num_classes) for k in range(num_classes)]
+  available = [int(np.sum(y == k)) for k in range(num_classes)]
+  counts = [0] * num_classes
+  left, open_classes = n, list(range(num_classes))
+  while left > 0:
+    share, extra = divmod(left, len(open_classes))
+    still_open = []
+    for i, k in enumerate(open_classes):
+      take = min(share + (i < extra), available[k] - counts[k])
+      counts[k] += take
+      left -= take
+      if counts[k] < available[k]:
+        still_open.append(k)
+    open_classes = still_open
   chosen = []
-  for k, m in enumerate(per_class):
+  for k, m in enumerate(counts):
     idx = np.flatnonzero(y == k)
-    if m > len(idx):
-      raise ValueError(f'data.train_size={n} needs {m} examples of class {k}, '
-                       f'which has only {len(idx)}.')
     chosen.append(idx[rng.permutation(len(idx))[:m]])
   return np.sort(np.concatenate(chosen))
 
