@@ -54,3 +54,15 @@ def test_robust_accuracy_on_a_subset_clean_accuracy_on_all(tmp_path):
   c2 = _tiny_synthetic_config()  # attacking everything gives the same clean accuracy
   full = evaluate.evaluate_run(c2, str(tmp_path))
   assert full['clean_accuracy'] == results['clean_accuracy'] and full['num_robust_examples'] == 64
+
+
+def test_theory_figures_redraw_from_the_committed_result_files(tmp_path):
+  from tradeoff.figures import theory  # pylint: disable=g-import-not-at-top
+  results_dir = os.path.join(REPO, 'figures', 'results')
+  if not os.path.exists(os.path.join(results_dir, 'theory_svm.json')):
+    pytest.skip('theory result files not generated in this checkout')
+  paths = theory.run(str(tmp_path / 'runs'), results_dir, str(tmp_path), plot_only=True)
+  assert [os.path.basename(p) for p in paths] == [
+      'theory_svm.png', 'theory_bound.png', 'theory_gaussian.png']
+  assert all(os.path.getsize(p) > 20_000 for p in paths)
+  assert not os.path.exists(tmp_path / 'runs')  # nothing was trained
