@@ -107,6 +107,12 @@ def test_sweep_runs_skips_finished_resumes_partial_and_collects(sweep_file, tmp_
   assert curves[0.0]['n'] == [20, 40] and len(curves[0.0]['clean'][0]) == 2  # two seeds
   png = sweep_figs.run('figure1', out, str(tmp_path / 'figs'))[0]
   assert os.path.getsize(png) > 10_000
+  by_eps = sweep_figs.eps_curve(json.load(open(out)))
+  assert by_eps['eps'] == [0.0, 0.1] and [len(v) for v in by_eps['clean']] == [3, 2]
+  png = sweep_figs.run('figure7', out, str(tmp_path / 'figs7'))[0]
+  assert os.path.getsize(png) > 10_000
+  rows = sweep_figs.table([out]).strip().splitlines()
+  assert len(rows) == 2 + 5 and rows[2].startswith('| tiny | synthetic | linf | 0 |')
 
 
 def test_bad_sweep_name_and_missing_fields_are_rejected(tmp_path):

@@ -11,6 +11,8 @@ Commands:
   figure1  accuracy vs training-set size, one line per ε (Figures 1 and 6), from
            a sweep's collected results (python -m launch.sweep writes them).
   figure7  accuracy vs training ε at a fixed training-set size (Figure 7).
+  table    a markdown table of the runs in --results=a.json,b.json (e.g. the
+           reference-model sweeps), also written to <figures_dir>/results/table.md.
 """
 from __future__ import annotations
 
@@ -20,14 +22,15 @@ from absl import logging
 
 from tradeoff import writers
 
-COMMANDS = ('theory', 'figure1', 'figure7')
+COMMANDS = ('theory', 'figure1', 'figure7', 'table')
 
 _WORKDIR = flags.DEFINE_string('workdir', None,
                                'Root of the training runs (default runs/<command>).')
 _RESULTS_DIR = flags.DEFINE_string('results_dir', 'figures/results', 'Result JSON files.')
 _FIGURES_DIR = flags.DEFINE_string('figures_dir', 'figures', 'PNG output directory.')
 _PLOT_ONLY = flags.DEFINE_bool('plot_only', False, 'Only redraw from existing result files.')
-_RESULTS = flags.DEFINE_string('results', None, 'A collected sweep results file (figure1/7).')
+_RESULTS = flags.DEFINE_string('results', None,
+                               'Collected sweep results file(s), comma-separated for table.')
 
 
 def main(argv):

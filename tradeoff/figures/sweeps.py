@@ -51,6 +51,9 @@ def plot_figure1(res: dict, path: str) -> str:
   fig, axes = common.subplots(1, 2, figsize=(12, 4.5))
   for eps, c in curves.items():
     for ax, key in ((axes[0], 'clean'), (axes[1], 'robust')):
+      if key == 'robust' and eps == 0:
+        ax.plot([], [])  # keep colours aligned; robustness at ε = 0 is clean accuracy
+        continue
       mean = [np.mean(v) for v in c[key]]
       lo = [np.min(v) for v in c[key]]
       hi = [np.max(v) for v in c[key]]
@@ -69,23 +72,64 @@ def plot_figure1(res: dict, path: str) -> str:
   return common.save_figure(fig, path)
 
 
+def eps_curve(res: dict) -> dict:
+  """{'eps': sorted ε, 'clean': [[per seed]], 'robust': [[per seed]]} over finished runs."""
+  by = collections.defaultdict(list)
+  for r in _finished(res):
+    by[_eps(r)].append((r['clean_accuracy'], r['robust_accuracy']))
+  eps = sorted(by)
+  return {'eps': eps, 'clean': [[c for c, _ in by[e]] for e in eps],
+          'robust': [[rb for _, rb in by[e]] for e in eps]}
+
+
 def plot_figure7(res: dict, path: str) -> str:
-  runs = sorted(_finished(res), key=_eps)
-  norm = runs[0]['config']['norm']
-  fig, ax = common.subplots(1, 1, figsize=(6, 4.5))
-  eps = [_eps(r) for r in runs]
-  ax.plot(eps, [r['clean_accuracy'] for r in runs], 'o-', label='standard accuracy')
-  ax.plot(eps, [r['robust_accuracy'] for r in runs], 's--',
-          label=f'robust accuracy at own ε ({_eval_label(res)})')
+  c = eps_curve(res)
+  norm = _finished(res)[0]['config']['norm']
+  fig, ax = common.subplots(1, 1, figsize=(6.5, 4.5))
+  for key, style, label in (('clean', 'o-', 'standard accuracy'),
+                            ('robust', 's--', f'robust accuracy at own ε ({_eval_label(res)})')):
+    idx = [i for i, e in enumerate(c['eps']) if key == 'clean' or e > 0]
+    x = [c['eps'][i] for i in idx]
+    line, = ax.plot(x, [np.mean(c[key][i]) for i in idx], style, label=label)
+    ax.fill_between(x, [np.min(c[key][i]) for i in idx], [np.max(c[key][i]) for i in idx],
+                    color=line.get_color(), alpha=0.2)
   ax.set_xlabel(f'training ε ({norm})')
   ax.set_ylabel('test accuracy')
   ax.grid(alpha=0.3)
-  ax.legend(fontsize=8)
-  ax.set_title(f"{res['sweep']['name']}: accuracy vs ε_train", fontsize=11)
+  ax.legend(fontsize=7)
+  ax.set_title(f"{res['sweep']['name']}: accuracy vs ε_train (band: min–max over seeds)",
+               fontsize=10)
   return common.save_figure(fig, path)
 
 
+def table(result_files: list[str]) -> str:
+  """A markdown table of every finished run in the given collected files."""
+  lines = ['| sweep | dataset | norm | train ε | clean acc. | robust acc. (eval ε) | '
+           'eval attack | train time | commit |', '|---|---|---|---|---|---|---|---|---|']
+  for path in result_files:
+    res = common.read_json(path)
+    for r in _finished(res):
+      cfg, atk, tr = r['config'], r['eval_attack'], r['train_attack']
+      copy = ' (approximate copy)' if r['data'].get('approximate_copy') else ''
+      n_rob = r.get('num_robust_examples', r['num_examples'])
+      lines.append(
+          f"| {res['sweep']['name']} | {cfg['data']['name']}{copy} | {atk['norm']} | "
+          f"{tr['eps']:g} | {r['clean_accuracy']:.2%} | {r['robust_accuracy']:.2%} "
+          f"({atk['eps']:g}) | {atk['name']} × {atk['restarts']}, step {atk['step_size']:.3g}, "
+          f"{n_rob} points | {r['train_time_s'] / 60:.1f} min | {r['commit'][:7]} |")
+  return '\n'.join(lines) + '\n'
+
+
 def run(command: str, results: str, figures_dir: str) -> list[str]:
+  if command == 'table':
+    files = [f for f in results.split(',') if f]
+    out = os.path.join(figures_dir, 'results', 'table.md')
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    text = table(files)
+    with open(out, 'w') as f:
+      f.write(text)
+    print(text)
+    return [out]
   res = common.read_json(results)
   if not _finished(res):
     raise ValueError(f'{results} lists no finished runs; run the sweep first.')
