@@ -28,6 +28,7 @@ import json
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -171,6 +172,12 @@ def launch(sweep_path: str, runs: list[Run], root: str, parallel: int) -> list[s
   queue = list(runs)
   active: list[tuple[Run, subprocess.Popen, Any]] = []
   failed = []
+
+  def stop(signum, frame):  # kill / SIGTERM: stop the children too; they resume next time
+    del frame
+    raise KeyboardInterrupt(f'signal {signum}')
+
+  signal.signal(signal.SIGTERM, stop)
   try:
     while queue or active:
       while queue and len(active) < parallel:

@@ -16,8 +16,8 @@ import ml_collections
 
 from tradeoff import configlib
 
-SIZES_SMALL = (100, 300, 1000)
-SIZES_LARGE = (3000, 10000, 60000)
+SIZES_SMALL = (100, 1000)
+SIZES_LARGE = (10000, 60000)
 EPS = (0.0, 0.05, 0.1, 0.15)
 
 
@@ -27,7 +27,7 @@ def get_config(arg=None):
   s.name = 'figure6_fashion_mnist_linf'
   s.base = 'configs/fashion_mnist_linf.py'
   s.overrides = configlib.reduced_mnist_overrides()
-  s.grid = [(('eps', EPS), ('data.train_size', SIZES_SMALL), ('seed', (0, 1))),
-            (('eps', EPS), ('data.train_size', SIZES_LARGE), ('seed', (0,)))]
+  s.grid = [(('eps', EPS), ('data.train_size', SIZES_LARGE), ('seed', (0,))),
+            (('eps', EPS), ('data.train_size', SIZES_SMALL), ('seed', (0, 1)))]
   s.budget = {'steps': 1200, 'min_epochs': 2}
   return s
