@@ -51,7 +51,8 @@ _COLLECT_ONLY = flags.DEFINE_bool('collect_only', False, 'Only collect results.'
 _RUN = flags.DEFINE_integer('run', None, 'Internal: train run number RUN of the sweep.')
 
 # What the collected file keeps of each run's results.json.
-RESULT_FIELDS = ('clean_accuracy', 'robust_accuracy', 'num_examples', 'clean_loss', 'adv_loss',
+RESULT_FIELDS = ('clean_accuracy', 'robust_accuracy', 'num_examples', 'num_robust_examples',
+                 'robust_subset_clean_accuracy', 'clean_loss', 'adv_loss',
                  'train_attack', 'eval_attack', 'wall_time_s', 'train_time_s', 'eval_time_s',
                  'train_steps', 'num_params', 'commit', 'device', 'versions', 'data')
 
