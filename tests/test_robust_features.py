@@ -65,3 +65,12 @@ def test_linear_model_on_kept_features_ignores_the_others():
   moved = x.at[:, 0].add(5.0).at[:, 2].add(-7.0)
   np.testing.assert_array_equal(module.apply({'params': params}, x),
                                 module.apply({'params': params}, moved))
+
+
+def test_binary_mnist_figure_redraws_from_the_committed_result_file(tmp_path):
+  import os  # pylint: disable=g-import-not-at-top
+  results_dir = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'figures', 'results')
+  if not os.path.exists(os.path.join(results_dir, 'binary_mnist.json')):
+    pytest.skip('binary_mnist.json not generated in this checkout')
+  path, = rf.run(str(tmp_path / 'runs'), results_dir, str(tmp_path), plot_only=True)
+  assert os.path.getsize(path) > 20_000 and not os.path.exists(tmp_path / 'runs')

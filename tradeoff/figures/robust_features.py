@@ -161,7 +161,8 @@ def binary_mnist_experiment(workdir: str) -> dict:
 
 def plot_binary_mnist(res: dict, path: str) -> str:
   corr = np.asarray(res['correlation']).reshape(28, 28)
-  fig, axes = common.subplots(1, 4, figsize=(18, 4))
+  fig, axes = common.subplots(1, 4, figsize=(21, 4.2))
+  fig.subplots_adjust(wspace=0.4)
   im = axes[0].imshow(corr, cmap='RdBu_r', vmin=-np.abs(corr).max(), vmax=np.abs(corr).max())
   axes[0].set_title('(a) pixel–label correlation\n(red: more likely 7)', fontsize=10)
   fig.colorbar(im, ax=axes[0], fraction=0.046)
@@ -189,8 +190,9 @@ def plot_binary_mnist(res: dict, path: str) -> str:
                 label=f'{name} model: robust acc.')
   atk = res['models']['robust']['engine']['eval_attack']
   ax.set_xlabel('k most label-correlated pixels used')
-  ax.set_ylabel(f"accuracy (robust: {atk['name']} × {atk['restarts']}, ε = {atk['eps']:g})")
-  ax.set_title('(c) linear models on the top-k pixels', fontsize=10)
+  ax.set_ylabel('test accuracy')
+  ax.set_title(f"(c) linear models on the top-k pixels\n(robust: {atk['name']} × "
+               f"{atk['restarts']} restarts, ε = {atk['eps']:g})", fontsize=10)
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7)
   fig.suptitle('Binary MNIST (5 vs 7), linear classifiers, ℓ∞', fontsize=11)
