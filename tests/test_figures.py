@@ -66,3 +66,19 @@ def test_theory_figures_redraw_from_the_committed_result_files(tmp_path):
       'theory_svm.png', 'theory_bound.png', 'theory_gaussian.png']
   assert all(os.path.getsize(p) > 20_000 for p in paths)
   assert not os.path.exists(tmp_path / 'runs')  # nothing was trained
+
+
+def test_runs_saved_before_a_field_was_added_still_resume_and_count_as_finished(tmp_path):
+  import json  # pylint: disable=g-import-not-at-top
+  c = _tiny_synthetic_config()
+  first = train.train_or_load(c, str(tmp_path))
+  for name in ('config.json', 'results.json'):  # as written before keep_features existed
+    path = tmp_path / name
+    record = json.load(open(path))
+    cfg = record['config'] if name == 'results.json' else record
+    del cfg['model']['keep_features']
+    json.dump(record, open(path, 'w'))
+  assert train.finished_results(c, str(tmp_path))['clean_accuracy'] == first['clean_accuracy']
+  train.sync_config(c, str(tmp_path))  # no "different config" error
+  c.model.keep_features = (0, 1)
+  assert train.finished_results(c, str(tmp_path)) is None

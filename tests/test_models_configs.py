@@ -17,7 +17,8 @@ from tradeoff import train
 
 def _model_cfg(name, **kw):
   cfg = ml_collections.ConfigDict({'name': name, 'num_outputs': 0, 'normalize': True,
-                                   'hidden': (8,), 'width': 1, 'units': 1, 'widen': 1})
+                                   'hidden': (8,), 'width': 1, 'units': 1, 'widen': 1,
+                                   'keep_features': ()})
   cfg.update(kw)
   return cfg
 

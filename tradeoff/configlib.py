@@ -97,6 +97,7 @@ def base_config(*, dataset: str, norm: str, eps: float, model: str) -> ml_collec
       'num_outputs': 0,        # 0: one logit per class; 1: binary score (2 classes)
       'normalize': True,       # (x - mean) / std as the model's first layer
       'hidden': (256, 256),    # mlp
+      'keep_features': (),     # linear: use only these flattened input indices (() = all)
       'width': 1.0,            # madry_cnn width multiplier (0.25: 8/16 channels, 256 hidden)
       'units': 5,              # cifar_resnet units per group (5: ResNet-32)
       'widen': 1,              # cifar_resnet width (10: the wide Madry model)

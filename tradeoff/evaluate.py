@@ -47,8 +47,10 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
   with open(path) as f:
     cfg = json.load(f)
   # JSON has no tuples; the config's tuple-valued fields come back as lists.
-  for group, key in (('data', 'classes'), ('model', 'hidden'), ('optim', 'decay_at')):
-    cfg[group][key] = tuple(cfg[group][key])
+  for group, key in (('data', 'classes'), ('model', 'hidden'), ('model', 'keep_features'),
+                     ('optim', 'decay_at')):
+    if key in cfg[group]:
+      cfg[group][key] = tuple(cfg[group][key])
   return configlib.restore_placeholders(ml_collections.ConfigDict(cfg))
 
 

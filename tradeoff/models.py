@@ -36,15 +36,22 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
 
 
 class Linear(nn.Module):
-  """f(x) = W·vec(x) + b."""
+  """f(x) = W·vec(x) + b, optionally on the features `keep_features` of vec(x) only.
+
+  With keep_features the other inputs are ignored (an attack may still move
+  them, to no effect), e.g. a classifier on the k most label-correlated pixels.
+  """
   num_outputs: int
   mean: Sequence[float] = (0.0,)
   std: Sequence[float] = (1.0,)
+  keep_features: Sequence[int] = ()
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     del train
     x = normalize(x, self.mean, self.std).reshape(x.shape[0], -1)
+    if self.keep_features:
+      x = x[:, jnp.asarray(self.keep_features, jnp.int32)]
     return nn.Dense(self.num_outputs, name='dense')(x)
 
 
@@ -150,7 +157,7 @@ MODELS.register('madry_cnn')(MadryCNN)
 MODELS.register('cifar_resnet')(CifarResNet)
 
 # Which config.model fields each model takes (besides num_outputs / mean / std).
-_MODEL_FIELDS = {'linear': (), 'mlp': ('hidden',), 'madry_cnn': ('width',),
+_MODEL_FIELDS = {'linear': ('keep_features',), 'mlp': ('hidden',), 'madry_cnn': ('width',),
                  'cifar_resnet': ('units', 'widen')}
 
 

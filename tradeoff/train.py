@@ -44,6 +44,19 @@ RESUMABLE_CHANGES = ('log_every', 'checkpoint_every', 'eval_every', 'max_checkpo
                      'data.data_dir', 'data.download', 'tensorboard', 'progress_bar')
 
 
+# Config fields added to the schema after runs were made with it, and the value
+# that reproduces the older behaviour: a saved config without the field is read
+# as having that value, so older runs still resume and count as finished.
+ADDED_FIELDS = {'model.keep_features': [], 'num_robust_eval_examples': 0}
+
+
+def _config_diff(saved: dict, new: dict) -> list[str]:
+  """Flattened keys whose values differ, ignoring RESUMABLE_CHANGES and ADDED_FIELDS defaults."""
+  saved = {**{k: v for k, v in ADDED_FIELDS.items() if k not in saved}, **saved}
+  return sorted(k for k in set(saved) | set(new)
+                if saved.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
+
+
 class TrainState(train_state.TrainState):
   """flax TrainState plus non-parameter model collections (BatchNorm statistics)."""
   model_state: Any = None
@@ -187,8 +200,7 @@ def sync_config(config: ml_collections.ConfigDict, workdir: str) -> None:
     with open(path) as f:
       saved = _flat(json.load(f))
     new = _flat(current)
-    diff = sorted(k for k in set(saved) | set(new)
-                  if saved.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
+    diff = _config_diff(saved, new)
     if diff:
       details = '; '.join(f'{k}: {saved.get(k)!r} -> {new.get(k)!r}' for k in diff)
       raise ValueError(f'{workdir} holds a run with a different config ({details}). '
@@ -205,9 +217,7 @@ def finished_results(config: ml_collections.ConfigDict, workdir: str) -> dict | 
   with open(path) as f:
     results = json.load(f)
   saved = _flat(results.get('config', {}))
-  new = _flat(json.loads(config.to_json_best_effort()))
-  same = all(saved.get(k) == new.get(k) for k in set(saved) | set(new)
-             if k not in RESUMABLE_CHANGES)
+  same = not _config_diff(saved, _flat(json.loads(config.to_json_best_effort())))
   return results if same else None
 
 

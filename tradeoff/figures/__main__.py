@@ -1,6 +1,7 @@
 r"""Runs the experiments behind a figure and draws it.
 
     python -m tradeoff.figures theory [--workdir=runs/theory] [--plot_only]
+    python -m tradeoff.figures binary_mnist [--workdir=runs/binary_mnist] [--plot_only]
     python -m tradeoff.figures figure1 --results=figures/results/figure6_mnist_linf.json
     python -m tradeoff.figures figure7 --results=figures/results/figure7_mnist_linf.json
 
@@ -11,6 +12,10 @@ Commands:
   figure1  accuracy vs training-set size, one line per ε (Figures 1 and 6), from
            a sweep's collected results (python -m launch.sweep writes them).
   figure7  accuracy vs training ε at a fixed training-set size (Figure 7).
+  binary_mnist
+           Figure 5: binary MNIST (5 vs 7) linear models, standard vs ℓ∞-robust
+           (figures/binary_mnist.png from figures/results/binary_mnist.json);
+           runs the experiment first unless --plot_only.
   table    a markdown table of the runs in --results=a.json,b.json (e.g. the
            reference-model sweeps), also written to <figures_dir>/results/table.md.
 """
@@ -22,7 +27,7 @@ from absl import logging
 
 from tradeoff import writers
 
-COMMANDS = ('theory', 'figure1', 'figure7', 'table')
+COMMANDS = ('theory', 'binary_mnist', 'figure1', 'figure7', 'table')
 
 _WORKDIR = flags.DEFINE_string('workdir', None,
                                'Root of the training runs (default runs/<command>).')
@@ -44,6 +49,10 @@ def main(argv):
   if command == 'theory':
     from tradeoff.figures import theory  # pylint: disable=g-import-not-at-top
     paths = theory.run(workdir, _RESULTS_DIR.value, _FIGURES_DIR.value, _PLOT_ONLY.value)
+  elif command == 'binary_mnist':
+    from tradeoff.figures import robust_features  # pylint: disable=g-import-not-at-top
+    paths = robust_features.run(workdir, _RESULTS_DIR.value, _FIGURES_DIR.value,
+                                _PLOT_ONLY.value)
   else:
     if not _RESULTS.value:
       raise app.UsageError(f'{command} needs --results=figures/results/<sweep name>.json.')
