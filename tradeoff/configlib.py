@@ -188,3 +188,31 @@ def reduced_mnist_overrides() -> tuple[tuple[str, object], ...]:
           ('eval_attack.restarts', 2),
           ('num_robust_eval_examples', 1000),
           ('checkpoint_every', 500))
+
+
+def size_sweep(name: str, base: str, eps) -> ml_collections.ConfigDict:
+  """A Figure 1 / 6 sweep at the reduced scale: training ε × training-set size.
+
+  n ∈ {10 000, 60 000} with one seed, n ∈ {100, 1000} with two; every run
+  trains max(1200 steps, 2 epochs) of batch 128 (see README: Sweeps).
+  """
+  s = ml_collections.ConfigDict()
+  s.name = name
+  s.base = base
+  s.overrides = reduced_mnist_overrides()
+  s.grid = [(('eps', tuple(eps)), ('data.train_size', (10000, 60000)), ('seed', (0,))),
+            (('eps', tuple(eps)), ('data.train_size', (100, 1000)), ('seed', (0, 1)))]
+  s.budget = {'steps': 1200, 'min_epochs': 2}
+  return s
+
+
+def reference_sweep(name: str, base: str, eps: float) -> ml_collections.ConfigDict:
+  """A standard (attack.eps = 0) and a robust (attack.eps = eps) model of `base`,
+  both evaluated by its evaluation attack at config.eps."""
+  s = ml_collections.ConfigDict()
+  s.name = name
+  s.base = base
+  s.overrides = ()
+  s.grid = [(('attack.eps', (0.0, eps)),)]
+  s.budget = {}
+  return s

@@ -33,7 +33,6 @@ from tradeoff import train
 from tradeoff import writers
 
 
-
 def _define_flags() -> None:
   """CLI flags, defined only when run as a program (the module is also a library)."""
   flags.DEFINE_string('workdir', None, 'A training run directory.')

@@ -12,22 +12,12 @@ accuracy is measured on all 10 000 test images; robust accuracy with PGD-20
 (step 2.5ε/20, 2 random restarts) on the first 1000.
 Sizes ≤ 1000 use 2 seeds (the subset and the training order change).
 """
-import ml_collections
 
 from tradeoff import configlib
 
-SIZES_SMALL = (100, 1000)
-SIZES_LARGE = (10000, 60000)
 EPS = (0.0, 0.5, 1.0, 1.5, 2.0)
 
 
 def get_config(arg=None):
   del arg
-  s = ml_collections.ConfigDict()
-  s.name = 'figure1_mnist_l2'
-  s.base = 'configs/mnist_l2.py'
-  s.overrides = configlib.reduced_mnist_overrides()
-  s.grid = [(('eps', EPS), ('data.train_size', SIZES_LARGE), ('seed', (0,))),
-            (('eps', EPS), ('data.train_size', SIZES_SMALL), ('seed', (0, 1)))]
-  s.budget = {'steps': 1200, 'min_epochs': 2}
-  return s
+  return configlib.size_sweep('figure1_mnist_l2', 'configs/mnist_l2.py', EPS)

@@ -8,15 +8,10 @@ training ε: attack.eps = 0 trains the standard model, attack.eps = ε the robus
 one. Both are evaluated by the config's evaluation attack at the same ε, so the
 table compares them under one threat model.
 """
-import ml_collections
+
+from tradeoff import configlib
 
 
 def get_config(arg=None):
   del arg
-  s = ml_collections.ConfigDict()
-  s.name = 'reference_cifar10_linf'
-  s.base = 'configs/cifar10_linf.py'
-  s.overrides = ()
-  s.grid = [(('attack.eps', (0.0, 4 / 255)),)]
-  s.budget = {}
-  return s
+  return configlib.reference_sweep('reference_cifar10_linf', 'configs/cifar10_linf.py', 4 / 255)

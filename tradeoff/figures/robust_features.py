@@ -13,20 +13,16 @@ The pure helpers (`normalize_gradient_image`, `interpolate`, `top_k_features`,
 """
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import time
 
-import jax
 import ml_collections
 import numpy as np
 
-from tradeoff import configlib
 from tradeoff import data
-from tradeoff import train
 from tradeoff.figures import common
-from tradeoff.figures import theory as theory_figs
+from tradeoff.figures import runs as figure_runs
 
 TOP_K = (1, 3, 10, 30, 100, 300, 784)
 WEAK_CORRELATION = (0.05, 0.1, 0.2)  # |corr| thresholds for the weight-mass numbers
@@ -102,18 +98,9 @@ def weight_mass_below(w: np.ndarray, corr: np.ndarray, threshold: float) -> floa
 
 
 def _config(eps_train: float, keep=()) -> ml_collections.ConfigDict:
-  c = theory_figs.load_config('binary_mnist_linear.py')
-  configlib.restore_placeholders(c)
-  c.attack.eps = float(eps_train)
+  c = figure_runs.with_eps(figure_runs.load_config('binary_mnist_linear.py'), eps_train)
   c.model.keep_features = tuple(int(i) for i in keep)
   return c
-
-
-def _train(config, workdir):
-  results = train.train_or_load(config, workdir)
-  jax.clear_caches()
-  gc.collect()
-  return results
 
 
 def binary_mnist_experiment(workdir: str) -> dict:
@@ -126,10 +113,10 @@ def binary_mnist_experiment(workdir: str) -> dict:
   for name, e in (('standard', 0.0), ('robust', eps)):
     c = _config(e)
     wd = os.path.join(workdir, name)
-    results = _train(c, wd)
-    (_, (w, b)), = theory_figs.linear_weights(c, wd).items()
+    results = figure_runs.train_run(c, wd)
+    (_, (w, b)), = figure_runs.linear_weights(c, wd).items()
     models[name] = {
-        'eps_train': e, 'workdir': wd, 'engine': theory_figs._run_record(results),  # pylint: disable=protected-access
+        'eps_train': e, 'workdir': wd, 'engine': figure_runs.run_record(results),
         'weights': w.tolist(), 'bias': b,
         'weight_mass_below': {str(t): weight_mass_below(w, corr, t) for t in WEAK_CORRELATION}}
     logging.info('binary MNIST %s: clean %.4f robust %.4f', name, results['clean_accuracy'],
@@ -140,11 +127,11 @@ def binary_mnist_experiment(workdir: str) -> dict:
     for name, e in (('standard', 0.0), ('robust', eps)):
       c = _config(e, keep)
       wd = os.path.join(workdir, name if k == corr.size else f'{name}_top{k}')
-      results = _train(c, wd)
+      results = figure_runs.train_run(c, wd)
       top_k.append({'k': k, 'model': name, 'eps_train': e,
                     'clean_accuracy': results['clean_accuracy'],
                     'robust_accuracy': results['robust_accuracy'],
-                    'engine': theory_figs._run_record(results)})  # pylint: disable=protected-access
+                    'engine': figure_runs.run_record(results)})
       logging.info('top-%d %s: clean %.4f robust %.4f', k, name, results['clean_accuracy'],
                    results['robust_accuracy'])
   return {

@@ -21,71 +21,22 @@ the same config is read back, not retrained.
 """
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import os
 import time
 
-import jax
-import ml_collections
 import numpy as np
 
-from tradeoff import configlib
-from tradeoff import evaluate
 from tradeoff import theory
-from tradeoff import train
 from tradeoff.figures import common
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tradeoff.figures import runs as figure_runs
 
 # ε_train of the SVM sweep: 0 (standard SVM), 2η = 0.253, and values across 2p − 1 = 0.95.
 SVM_EPS = (0.0, 0.05, 0.1, 0.15, 0.2, 4 / math.sqrt(1000) * 2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8,
            0.9, 0.92, 0.94, 0.96, 1.0, 1.1)
 # ε_train of the MLPs, as multiples of η (evaluation is at 2η).
 MLP_EPS_FACTORS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
-
-
-def load_config(name: str) -> ml_collections.ConfigDict:
-  c = configlib.load(os.path.join(REPO, 'configs', name))
-  c.progress_bar = False
-  c.tensorboard = False
-  return c
-
-
-def _with_eps(base: ml_collections.ConfigDict, eps_train: float, eps_test: float):
-  c = ml_collections.ConfigDict(base.to_dict())
-  configlib.restore_placeholders(c)
-  c.attack.eps = float(eps_train)
-  c.eval_attack.eps = float(eps_test)
-  return c
-
-
-def _train(config, workdir: str) -> dict:
-  """train_or_load, then drops JAX's compilation caches: each run compiles its own
-  step and attack, and a process that trains dozens of runs would keep them all."""
-  results = train.train_or_load(config, workdir)
-  jax.clear_caches()
-  gc.collect()
-  return results
-
-
-def linear_weights(config, workdir: str, steps=None) -> dict[int, tuple[np.ndarray, float]]:
-  """{step: (w f64[D], b)} of a linear single-logit run's checkpoints."""
-  _, _, _, states = evaluate.load_states(config, workdir, steps)
-  out = {}
-  for step, st in states.items():
-    dense = st.params['dense']
-    out[step] = (np.asarray(dense['kernel'], np.float64)[:, 0],
-                 float(np.asarray(dense['bias'])[0]))
-  return out
-
-
-def _run_record(results: dict) -> dict:
-  """What a figure needs from a run's results.json, and where it came from."""
-  return {k: results[k] for k in ('clean_accuracy', 'robust_accuracy', 'num_examples',
-                                  'eval_attack', 'train_attack', 'train_time_s',
-                                  'eval_time_s', 'commit', 'device') if k in results}
 
 
 def _weight_summary(w: np.ndarray) -> dict:
@@ -101,23 +52,23 @@ def _weight_summary(w: np.ndarray) -> dict:
 
 def svm_experiment(workdir: str) -> dict:
   t0 = time.time()
-  base = load_config('theory_svm.py')
+  base = figure_runs.load_config('theory_svm.py')
   s = base.data.synthetic
   p, eta, d = float(s.p), float(s.eta), int(s.d)
   eps_test = 2 * eta
   runs = []
   for e in SVM_EPS:
-    c = _with_eps(base, e, eps_test)
+    c = figure_runs.with_eps(base, e, eps_test)
     wd = os.path.join(workdir, f'svm_eps{e:.4f}')
-    results = _train(c, wd)
-    (step, (w, b)), = linear_weights(c, wd).items()
+    results = figure_runs.train_run(c, wd)
+    (step, (w, b)), = figure_runs.linear_weights(c, wd).items()
     runs.append({
         'eps_train': float(e), 'workdir': wd, 'step': step, 'bias': b,
         **_weight_summary(w),
         'standard_accuracy': theory.linear_accuracy(w, b, p, eta),
         'adversarial_accuracy': theory.linear_accuracy(w, b, p, eta, eps_test),
         'adversarial_accuracy_at_eps_train': theory.linear_accuracy(w, b, p, eta, e),
-        'engine': _run_record(results),
+        'engine': figure_runs.run_record(results),
         'weights': w.tolist() if e in (0.0, SVM_EPS[5]) else None,
     })
     logging.info('SVM eps_train=%.3f: standard %.4f, adversarial(2η) %.4f, w1 share %.3f',
@@ -183,16 +134,16 @@ def linear_families(p: float, eta: float, d: int, eps: float, seed: int = 0) -> 
 
 def bound_experiment(workdir: str, svm: dict | None = None) -> dict:
   t0 = time.time()
-  base = load_config('theory_mlp.py')
+  base = figure_runs.load_config('theory_mlp.py')
   s = base.data.synthetic
   p, eta, d = float(s.p), float(s.eta), int(s.d)
   eps_test = 2 * eta
   family = linear_families(p, eta, d, eps_test)
   mlps = []
   for f in MLP_EPS_FACTORS:
-    c = _with_eps(base, f * eta, eps_test)
+    c = figure_runs.with_eps(base, f * eta, eps_test)
     wd = os.path.join(workdir, f'mlp_eps{f:g}eta')
-    results = _train(c, wd)
+    results = figure_runs.train_run(c, wd)
     n = results['num_examples']
     std, rob = results['clean_accuracy'], results['robust_accuracy']
     bound = float(theory.robust_accuracy_bound(std, p))
@@ -201,7 +152,7 @@ def bound_experiment(workdir: str, svm: dict | None = None) -> dict:
     mlps.append({'eps_train_over_eta': f, 'eps_train': f * eta, 'standard': std,
                  'robust': rob, 'bound': bound, 'excess': rob - bound,
                  'excess_in_standard_errors': (rob - bound) / se, 'workdir': wd,
-                 'engine': _run_record(results)})
+                 'engine': figure_runs.run_record(results)})
     logging.info('MLP eps_train=%gη: standard %.4f robust %.4f bound %.4f', f, std, rob, bound)
   fam_excess = max(r['robust'] - float(theory.robust_accuracy_bound(r['standard'], p))
                    for r in family)
@@ -237,7 +188,7 @@ def bound_experiment(workdir: str, svm: dict | None = None) -> dict:
 
 def gaussian_experiment(workdir: str) -> dict:
   t0 = time.time()
-  base = load_config('theory_gaussian.py')
+  base = figure_runs.load_config('theory_gaussian.py')
   dim = int(base.data.synthetic.d) + 1
   a = theory.gaussian_means(dim)
   eps = theory.gaussian_eps(dim)
@@ -245,15 +196,15 @@ def gaussian_experiment(workdir: str) -> dict:
             for n in np.unique(np.round(np.logspace(1, 9, 33)).astype(np.int64))]
   runs = {}
   for name, e in (('standard', 0.0), ('adversarial', eps)):
-    c = _with_eps(base, e, eps)
+    c = figure_runs.with_eps(base, e, eps)
     wd = os.path.join(workdir, f'gaussian_{name}')
-    results = _train(c, wd)
+    results = figure_runs.train_run(c, wd)
     trajectory = []
-    for step, (w, b) in sorted(linear_weights(c, wd, 'all').items()):
+    for step, (w, b) in sorted(figure_runs.linear_weights(c, wd, 'all').items()):
       trajectory.append({'step': step, 'bias': b, **_weight_summary(w),
                          'standard_accuracy': theory.gaussian_linear_accuracy(w, b, a),
                          'adversarial_accuracy': theory.gaussian_linear_accuracy(w, b, a, eps)})
-    runs[name] = {'eps_train': e, 'workdir': wd, 'engine': _run_record(results),
+    runs[name] = {'eps_train': e, 'workdir': wd, 'engine': figure_runs.run_record(results),
                   'trajectory': trajectory, 'final_weights': w.tolist()}
     logging.info('Gaussian %s: final standard %.4f adversarial %.4f, weak mean %.2e',
                  name, trajectory[-1]['standard_accuracy'],
