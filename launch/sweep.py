@@ -13,6 +13,9 @@ A sweep config (configs/sweeps/*.py) defines get_config() returning:
                Cartesian product, the sweep is their union (duplicates dropped)
     budget:    {'steps': S, 'min_epochs': E} or {}: each run trains
                max(S, ceil(E·n/batch)) steps, n its training-set size
+    reuse:     optional names of other sweeps under the same root: a run that
+               one of them has already finished with the same config is
+               collected from there instead of being trained again
 
 Finished runs (results.json with the same config) are skipped; an interrupted
 run resumes from its last checkpoint, so a killed sweep loses at most one
@@ -63,6 +66,7 @@ class Run:
   name: str                 # e.g. 'eps=0.1,data.train_size=100,seed=0'
   point: dict[str, Any]     # the grid values of this run
   workdir: str
+  reused_from: str | None = None  # the sweep whose finished run this is
 
 
 def load_sweep(path: str) -> ml_collections.ConfigDict:
@@ -131,6 +135,26 @@ def run_config(sweep: ml_collections.ConfigDict, run: Run) -> ml_collections.Con
   return config
 
 
+def resolve_reuse(sweep, runs: list[Run], root: str) -> list[Run]:
+  """Points runs that another sweep in sweep.reuse finished (same name, same
+  config) at that sweep's workdir; the rest keep their own."""
+  others = tuple(sweep.get('reuse', ()))
+  if not others:
+    return runs
+  from tradeoff import train  # pylint: disable=g-import-not-at-top
+  out = []
+  for run in runs:
+    config = run_config(sweep, run)
+    if train.finished_results(config, run.workdir) is None:
+      for other in others:
+        candidate = os.path.join(root, other, run.name)
+        if os.path.isdir(candidate) and train.finished_results(config, candidate) is not None:
+          run = dataclasses.replace(run, workdir=candidate, reused_from=other)
+          break
+    out.append(run)
+  return out
+
+
 def run_state(sweep, run: Run) -> str:
   """'finished', 'partial' (checkpoints, no results) or 'new'."""
   from tradeoff import train  # pylint: disable=g-import-not-at-top
@@ -150,6 +174,8 @@ def collect(sweep, runs: list[Run], sweep_path: str) -> dict:
     results = train.finished_results(run_config(sweep, run), run.workdir)
     rec = {'name': run.name, 'point': run.point, 'workdir': run.workdir,
            'status': 'finished' if results else 'missing'}
+    if run.reused_from:
+      rec['reused_from'] = run.reused_from
     if results:
       rec.update({k: results[k] for k in RESULT_FIELDS if k in results})
       rec['config'] = results['config']
@@ -216,6 +242,8 @@ def main(argv):
     raise app.UsageError(f'--parallel={_PARALLEL.value} must be >= 1.')
   sweep = load_sweep(_SWEEP.value)
   runs = expand(sweep, _ROOT.value)
+  if _RUN.value is None:
+    runs = resolve_reuse(sweep, runs, _ROOT.value)
   if _RUN.value is not None:
     if not 0 <= _RUN.value < len(runs):
       raise app.UsageError(f'--run={_RUN.value} is not in [0, {len(runs)}).')
@@ -226,7 +254,8 @@ def main(argv):
   print(f'{sweep.name}: {len(runs)} runs ({counts})')
   if _DRY_RUN.value:
     for r in runs:
-      print(f'  {states[r.name]:8s} {r.name}')
+      reused = f'  (from {r.reused_from})' if r.reused_from else ''
+      print(f'  {states[r.name]:8s} {r.name}{reused}')
     return
   failed = []
   if not _COLLECT_ONLY.value:

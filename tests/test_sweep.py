@@ -102,6 +102,20 @@ def test_sweep_runs_skips_finished_resumes_partial_and_collects(sweep_file, tmp_
   resumed = json.load(open(os.path.join(victim, 'results.json')))
   assert resumed['resumed_from_step'] == resumed['train_steps']
 
+  # a sweep that reuses 'tiny' trains only the run 'tiny' lacks
+  sweep2 = tmp_path / 'tiny2_sweep.py'
+  sweep2.write_text(open(sweep_file).read().replace("s.name = 'tiny'", "s.name = 'tiny2'")
+                    .replace("s.grid = [", "s.reuse = ('tiny',)\n  s.grid = [(('eps', (0.0,)), "
+                             "('data.train_size', (20,)), ('seed', (0, 2)))]\n  _ = ["))
+  out2 = str(tmp_path / 'tiny2.json')
+  log = _launch(str(sweep2), root, out2)
+  assert log.count('[start]') == 1 and 'seed=2' in log
+  res2 = json.load(open(out2))
+  assert res2['num_finished'] == 2
+  assert res2['runs'][0]['reused_from'] == 'tiny'
+  assert res2['runs'][0]['workdir'] == res['runs'][0]['workdir']
+  assert 'reused_from' not in res2['runs'][1]
+
   curves = sweep_figs.size_curves(json.load(open(out)))
   assert sorted(curves) == [0.0, 0.1]
   assert curves[0.0]['n'] == [20, 40] and len(curves[0.0]['clean'][0]) == 2  # two seeds
