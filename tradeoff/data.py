@@ -108,7 +108,8 @@ def _load_tfds(name: str, data_cfg: ml_collections.ConfigDict) -> Dataset:
     logging.warning('%s in %s is the APPROXIMATE (JPEG q75) copy: label results '
                     'as such.', name, root)
   info = {'source': f'tfds:{name}:{builder.info.version}', 'data_dir': root,
-          'approximate_copy': approximate}
+          'approximate_copy': approximate,
+          'class_names': list(builder.info.features['label'].names)}
   return Dataset(name, *arrays['train'], *arrays['test'], num_classes=num_classes,
                  mean=mean, std=std, bounds=(0.0, 1.0), info=info)
 
@@ -142,7 +143,9 @@ def select_classes(ds: Dataset, classes) -> Dataset:
   return dataclasses.replace(
       ds, **dict(zip(('x_train', 'y_train'), keep(ds.x_train, ds.y_train))),
       **dict(zip(('x_test', 'y_test'), keep(ds.x_test, ds.y_test))),
-      num_classes=len(classes), info={**ds.info, 'classes': list(classes)})
+      num_classes=len(classes), info={**ds.info, 'classes': list(classes), **(
+          {'class_names': [ds.info['class_names'][c] for c in classes]}
+          if 'class_names' in ds.info else {})})
 
 
 def balanced_subset_indices(y: np.ndarray, n: int, num_classes: int,

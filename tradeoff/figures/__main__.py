@@ -4,6 +4,7 @@ r"""Runs the experiments behind a figure and draws it.
     python -m tradeoff.figures binary_mnist [--workdir=runs/binary_mnist] [--plot_only]
     python -m tradeoff.figures figure1 --results=figures/results/figure6_mnist_linf.json
     python -m tradeoff.figures figure7 --results=figures/results/figure7_mnist_linf.json
+    python -m tradeoff.figures gradients|adversarial|interpolation [--datasets=mnist,fashion_mnist]
 
 Commands:
   theory   §2: Theorem 2.1 bound, Theorem 2.2 SVMs, the Gaussian variant
@@ -16,6 +17,11 @@ Commands:
            Figure 5: binary MNIST (5 vs 7) linear models, standard vs ℓ∞-robust
            (figures/binary_mnist.png from figures/results/binary_mnist.json);
            runs the experiment first unless --plot_only.
+  gradients, adversarial, interpolation
+           Figures 2, 3 and 4: input gradients, targeted large-ε adversarial
+           examples and the path to them, for the standard and robust models
+           named by --spec (default configs/figures/robust_models.py); writes
+           figures/<command>_<dataset>.png from figures/results/<same>.json.
   table    a markdown table of the runs in --results=a.json,b.json (e.g. the
            reference-model sweeps), also written to <figures_dir>/results/table.md.
 """
@@ -24,10 +30,12 @@ from __future__ import annotations
 from absl import app
 from absl import flags
 from absl import logging
+from ml_collections import config_flags
 
 from tradeoff import writers
 
-COMMANDS = ('theory', 'binary_mnist', 'figure1', 'figure7', 'table')
+COMMANDS = ('theory', 'binary_mnist', 'figure1', 'figure7', 'table', 'gradients',
+            'adversarial', 'interpolation')
 
 _WORKDIR = flags.DEFINE_string('workdir', None,
                                'Root of the training runs (default runs/<command>).')
@@ -36,6 +44,11 @@ _FIGURES_DIR = flags.DEFINE_string('figures_dir', 'figures', 'PNG output directo
 _PLOT_ONLY = flags.DEFINE_bool('plot_only', False, 'Only redraw from existing result files.')
 _RESULTS = flags.DEFINE_string('results', None,
                                'Collected sweep results file(s), comma-separated for table.')
+_SPEC = config_flags.DEFINE_config_file(
+    'spec', None, 'Models of Figures 2-4 (default configs/figures/robust_models.py); entries '
+    'can be overridden, e.g. --spec.mnist.standard=DIR.', lock_config=False)
+_DATASETS = flags.DEFINE_list('datasets', ['mnist', 'fashion_mnist'],
+                              'Datasets (spec entries) for Figures 2-4.')
 
 
 def main(argv):
@@ -53,6 +66,10 @@ def main(argv):
     from tradeoff.figures import robust_features  # pylint: disable=g-import-not-at-top
     paths = robust_features.run(workdir, _RESULTS_DIR.value, _FIGURES_DIR.value,
                                 _PLOT_ONLY.value)
+  elif command in ('gradients', 'adversarial', 'interpolation'):
+    from tradeoff.figures import perception  # pylint: disable=g-import-not-at-top
+    paths = perception.run(command, _SPEC.value, _DATASETS.value, _RESULTS_DIR.value,
+                           _FIGURES_DIR.value, _PLOT_ONLY.value)
   else:
     if not _RESULTS.value:
       raise app.UsageError(f'{command} needs --results=figures/results/<sweep name>.json.')

@@ -1,0 +1,58 @@
+r"""The trained models behind Figures 2–4 (python -m tradeoff.figures gradients|adversarial|interpolation).
+
+Per dataset: workdirs of finished tradeoff runs ('' where there is none) and
+the large ε of Figure 3. The defaults are the full-data (n = 60 000) runs of
+the reduced-scale sweeps, so they exist once these have run:
+
+    python -m launch.sweep --sweep=configs/sweeps/figure6_mnist_linf.py
+    python -m launch.sweep --sweep=configs/sweeps/figure1_mnist_l2.py
+    python -m launch.sweep --sweep=configs/sweeps/figure7_mnist_linf.py
+    python -m launch.sweep --sweep=configs/sweeps/figure6_fashion_mnist_linf.py
+    python -m launch.sweep --sweep=configs/sweeps/figure7_fashion_mnist_linf.py
+
+`independent` is a second standard model (another seed: other initialisation
+and data order), used only to judge the adversarial examples of Figure 3.
+Any entry can be pointed elsewhere, e.g. at paper-size models trained with
+configs/mnist_linf.py:
+
+    python -m tradeoff.figures gradients --spec=configs/figures/robust_models.py \
+        --spec.mnist.robust_linf=runs/mnist_linf
+
+Large ε (Figure 3): the paper's ℓ2 4 (MNIST) / 4.7 (CIFAR-10) and ℓ∞ 0.3 /
+0.125; Fashion-MNIST is not in the paper: ℓ∞ 0.2, twice its training ε (its
+configs explain why training uses 0.1 rather than MNIST's 0.3).
+"""
+import ml_collections
+
+SWEEPS = 'runs/sweeps'
+
+
+def _run(sweep: str, eps: float, seed: int = 0) -> str:
+  return f'{SWEEPS}/{sweep}/eps={eps:g},data.train_size=60000,seed={seed}'
+
+
+def get_config(arg=None):
+  del arg
+  c = ml_collections.ConfigDict()
+  c.mnist = ml_collections.ConfigDict({
+      'standard': _run('figure6_mnist_linf', 0.0),
+      'independent': _run('figure7_mnist_linf', 0.0, seed=1),
+      'robust_linf': _run('figure6_mnist_linf', 0.3),
+      'robust_l2': _run('figure1_mnist_l2', 1.5),
+      'large_eps_linf': 0.3, 'large_eps_l2': 4.0})
+  c.fashion_mnist = ml_collections.ConfigDict({
+      'standard': _run('figure6_fashion_mnist_linf', 0.0),
+      'independent': _run('figure7_fashion_mnist_linf', 0.0, seed=1),
+      'robust_linf': _run('figure6_fashion_mnist_linf', 0.1),
+      'robust_l2': '',
+      'large_eps_linf': 0.2, 'large_eps_l2': 4.0})
+  c.cifar10 = ml_collections.ConfigDict({
+      'standard': '', 'independent': '', 'robust_linf': '', 'robust_l2': '',
+      'large_eps_linf': 0.125, 'large_eps_l2': 4.7})
+  c.num_eval_examples = 1000      # test images behind each number
+  c.attack_steps = 100            # large-ε PGD steps, from x (no random start)
+  c.rel_step_size = 2.5           # step = rel_step_size · ε / attack_steps
+  c.interpolation_points = 20
+  c.interpolation_images = 5
+  c.seed = 0                      # target classes
+  return c

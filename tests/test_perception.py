@@ -1,0 +1,126 @@
+"""Figures 2-4 (what robust models see): helpers on tiny inputs, commands on smoke runs."""
+import json
+import os
+
+import ml_collections
+import numpy as np
+import pytest
+
+from tradeoff import configlib
+from tradeoff import train
+from tradeoff.figures import perception
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_pearson_and_alignment_scores():
+  rng = np.random.default_rng(0)
+  x = rng.random((3, 8, 8, 1))
+  np.testing.assert_allclose(perception.pearson(x, 2 * x + 1), 1.0)
+  np.testing.assert_allclose(perception.pearson(x, -x), -1.0)
+  np.testing.assert_array_equal(perception.pearson(x, np.ones_like(x)), 0.0)  # constant
+  s = perception.alignment_scores(-x, x)   # a gradient that paints the image, negated
+  assert s['abs_pearson'] == pytest.approx(1.0) and s['abs_grad_pearson'] == pytest.approx(1.0)
+  noise = perception.alignment_scores(rng.normal(size=(200, 28, 28, 1)), rng.random((200, 28, 28, 1)))
+  assert noise['abs_pearson'] < 0.05 and abs(noise['abs_grad_pearson']) < 0.02
+
+
+def test_random_targets_are_other_classes_and_seeded():
+  y = np.arange(1000) % 10
+  t = perception.random_targets(y, 10, seed=3)
+  assert np.all(t != y) and t.min() == 0 and t.max() == 9
+  np.testing.assert_array_equal(t, perception.random_targets(y, 10, seed=3))
+  assert np.bincount(t, minlength=10).min() > 60  # roughly uniform
+  with pytest.raises(ValueError, match='num_classes >= 2'):
+    perception.random_targets(y, 1, 0)
+
+
+def test_first_of_each_class_and_gradient_image():
+  np.testing.assert_array_equal(perception.first_of_each_class(np.array([2, 0, 0, 1, 2]), 3),
+                                [1, 3, 0])
+  with pytest.raises(ValueError, match='class 2'):
+    perception.first_of_each_class(np.array([0, 1]), 3)
+  grey = perception.gradient_image(np.array([[[1.0], [-1.0]]]))   # signed colours
+  np.testing.assert_allclose(grey[0, 0], [1, 0, 0])
+  colour = perception.gradient_image(np.zeros((2, 2, 3)))          # ±3σ rescale
+  np.testing.assert_array_equal(colour, 0.5)
+
+
+@pytest.fixture(scope='module')
+def smoke_models(tmp_path_factory, mnist_dir):
+  """Three MNIST smoke runs: standard, ℓ∞-robust, and a second standard one."""
+  root = tmp_path_factory.mktemp('perception')
+  dirs = {}
+  for role, eps, seed in (('standard', 0.0, 0), ('robust_linf', 0.3, 0),
+                          ('independent', 0.0, 1)):
+    c = configlib.load(os.path.join(REPO, 'configs', 'mnist_linf.py:smoke'))
+    c.data.data_dir = mnist_dir
+    c.model.width = 0.25
+    c.eps, c.seed, c.progress_bar, c.tensorboard = eps, seed, False, False
+    dirs[role] = str(root / role)
+    train.train_and_evaluate(c, dirs[role])
+  return root, dirs
+
+
+def _spec(dirs):
+  return ml_collections.ConfigDict({
+      'mnist': {**dirs, 'robust_l2': '', 'large_eps_linf': 0.3, 'large_eps_l2': 4.0},
+      'num_eval_examples': 40, 'attack_steps': 3, 'rel_step_size': 2.5,
+      'interpolation_points': 5, 'interpolation_images': 2, 'seed': 0})
+
+
+def test_figure_commands_write_results_and_pngs(smoke_models):
+  root, dirs = smoke_models
+  spec = _spec(dirs)
+  res_dir, fig_dir = str(root / 'results'), str(root / 'figs')
+  for command in perception.COMMANDS:
+    png, = perception.run(command, spec, ['mnist'], res_dir, fig_dir, plot_only=False)
+    assert os.path.getsize(png) > 10_000
+  g = json.load(open(os.path.join(res_dir, 'gradients_mnist.json')))
+  assert set(g['models']) == {'standard', 'robust_linf'} and g['num_eval_examples'] == 40
+  assert g['labels'] == list(range(10)) and g['commit'] and g['device']
+  assert np.asarray(g['models']['standard']['gradients']).shape == (10, 28, 28, 1)
+
+  a = json.load(open(os.path.join(res_dir, 'adversarial_mnist.json')))
+  (threat,) = a['threats']
+  assert threat['norm'] == 'linf' and threat['attack']['random_start'] is False
+  assert threat['attack']['num_steps'] == 3 and threat['targeted']
+  x = np.asarray(a['images'])
+  assert np.all(np.asarray(a['targets']) != np.asarray(a['labels']))
+  for rec in threat['models'].values():
+    adv = np.asarray(rec['shown_adversarial'])
+    assert np.abs(adv - x).max() <= 0.3 + 2e-4          # in the ε-ball (4-decimal rounding)
+    assert adv.min() >= 0 and adv.max() <= 1
+    for key in ('target_success', 'independent_says_target', 'independent_says_true_class'):
+      assert 0 <= rec[key] <= 1
+  assert a['independent']['workdir'] == dirs['independent']
+
+  i = json.load(open(os.path.join(res_dir, 'interpolation_mnist.json')))
+  assert i['model']['role'] == 'robust_linf' and len(i['rows']) == 2
+  row = i['rows'][0]
+  path = np.asarray(row['path'])
+  assert path.shape == (5, 28, 28, 1) and len(row['p_target']) == 5
+  np.testing.assert_allclose(path[0], np.asarray(a['images'])[0], atol=1e-4)  # starts at x
+
+  # redraw from the JSON alone
+  png, = perception.run('gradients', spec, ['mnist'], res_dir, str(root / 'again'),
+                        plot_only=True)
+  assert os.path.exists(png)
+
+
+def test_spec_errors_name_the_entry(smoke_models):
+  root, dirs = smoke_models
+  spec = _spec({**dirs, 'independent': ''})
+  with pytest.raises(ValueError, match='mnist.independent'):
+    perception.run('adversarial', spec, ['mnist'], str(root / 'r'), str(root / 'f'), False)
+  with pytest.raises(ValueError, match="'cifar10' is not in the spec; valid choices: \\['mnist'\\]"):
+    perception.run('gradients', spec, ['cifar10'], str(root / 'r'), str(root / 'f'), False)
+  spec.mnist.standard = str(root / 'nowhere')
+  with pytest.raises(FileNotFoundError, match='mnist.standard'):
+    perception.run('gradients', spec, ['mnist'], str(root / 'r'), str(root / 'f'), False)
+
+
+def test_default_spec_loads_and_names_runs_of_the_sweeps():
+  spec = perception.load_spec(None)
+  assert spec.mnist.robust_l2.startswith('runs/sweeps/figure1_mnist_l2/eps=1.5,')
+  assert spec.mnist.large_eps_l2 == 4.0 and spec.cifar10.large_eps_l2 == 4.7
