@@ -206,7 +206,7 @@ def size_sweep(name: str, base: str, eps) -> ml_collections.ConfigDict:
   return s
 
 
-def eps_sweep(name: str, base: str, eps, seeds=(0, 1), reuse=(),
+def eps_sweep(name: str, base: str, eps, seeds=(0,), reuse=(),
               extra_grid=()) -> ml_collections.ConfigDict:
   """A Figure 7 sweep at the reduced scale: training ε on the full training set.
 
