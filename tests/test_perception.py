@@ -66,7 +66,9 @@ def _spec(dirs):
   return ml_collections.ConfigDict({
       'mnist': {**dirs, 'robust_l2': '', 'large_eps_linf': 0.3, 'large_eps_l2': 4.0},
       'num_eval_examples': 40, 'attack_steps': 3, 'rel_step_size': 2.5,
-      'interpolation_points': 5, 'interpolation_images': 2, 'seed': 0})
+      'interpolation_points': 5, 'interpolation_images': 2, 'seed': 0,
+      'reference_attack': {'num_steps': 3, 'restarts': 2, 'rel_step_size': 2.5,
+                           'num_examples': 30}})
 
 
 def test_figure_commands_write_results_and_pngs(smoke_models):
@@ -124,3 +126,21 @@ def test_default_spec_loads_and_names_runs_of_the_sweeps():
   spec = perception.load_spec(None)
   assert spec.mnist.robust_l2.startswith('runs/sweeps/figure1_mnist_l2/eps=1.5,')
   assert spec.mnist.large_eps_l2 == 4.0 and spec.cifar10.large_eps_l2 == 4.7
+
+
+def test_reference_table_evaluates_both_models_under_the_robust_models_threat(smoke_models):
+  from tradeoff.figures import reference  # pylint: disable=g-import-not-at-top
+  root, dirs = smoke_models
+  out, = reference.run(_spec(dirs), ['mnist'], str(root / 'ref'), plot_only=False)
+  res = json.load(open(os.path.join(root, 'ref', 'reference_mnist.json')))
+  std, rob = res['rows']
+  assert (std['role'], rob['role']) == ('standard', 'robust_linf')
+  for r in (std, rob):
+    atk = r['eval_attack']
+    assert (atk['norm'], atk['eps'], atk['num_steps'], atk['restarts']) == ('linf', 0.3, 3, 2)
+    assert atk['step_size'] == pytest.approx(2.5 * 0.3 / 3)
+    assert r['num_examples'] == 10000 and r['num_robust_examples'] == 30  # clean: all
+    assert 0 <= r['robust_accuracy'] <= 1
+  assert std['train_attack']['eps'] == 0.0 and rob['train_attack']['eps'] == 0.3
+  rows = open(out).read().strip().splitlines()
+  assert len(rows) == 4 and '| mnist | linf ε = 0.3 | standard (0) |' in rows[2]

@@ -127,6 +127,11 @@ def test_sweep_runs_skips_finished_resumes_partial_and_collects(sweep_file, tmp_
   assert os.path.getsize(png) > 10_000
   rows = sweep_figs.table([out]).strip().splitlines()
   assert len(rows) == 2 + 5 and rows[2].startswith('| tiny | synthetic | linf | 0 |')
+  rows = sweep_figs.table([out], sweep_figs.parse_where(['data.train_size=20', 'seed=1']))
+  assert len(rows.strip().splitlines()) == 2 + 2     # eps 0 and 0.1 at n = 20, seed 1
+  assert len(sweep_figs.table([out], {'eps': '0.10'}).strip().splitlines()) == 2 + 2
+  with pytest.raises(ValueError, match='KEY=VALUE'):
+    sweep_figs.parse_where(['seed'])
 
 
 def test_bad_sweep_name_and_missing_fields_are_rejected(tmp_path):

@@ -1,4 +1,6 @@
-r"""The trained models behind Figures 2–4 (python -m tradeoff.figures gradients|adversarial|interpolation).
+r"""The trained models behind Figures 2–4 and the reference table.
+
+    python -m tradeoff.figures gradients|adversarial|interpolation|reference
 
 Per dataset: workdirs of finished tradeoff runs ('' where there is none) and
 the large ε of Figure 3. The defaults are the full-data (n = 60 000) runs of
@@ -55,4 +57,8 @@ def get_config(arg=None):
   c.interpolation_points = 20
   c.interpolation_images = 5
   c.seed = 0                      # target classes
+  # python -m tradeoff.figures reference: standard and robust models under one
+  # attack at the robust model's training norm and ε
+  c.reference_attack = ml_collections.ConfigDict({
+      'num_steps': 100, 'restarts': 5, 'rel_step_size': 2.5, 'num_examples': 1000})
   return c

@@ -5,6 +5,7 @@ r"""Runs the experiments behind a figure and draws it.
     python -m tradeoff.figures figure1 --results=figures/results/figure6_mnist_linf.json
     python -m tradeoff.figures figure7 --results=figures/results/figure7_mnist_linf.json
     python -m tradeoff.figures gradients|adversarial|interpolation [--datasets=mnist,fashion_mnist]
+    python -m tradeoff.figures reference [--datasets=mnist,fashion_mnist]
 
 Commands:
   theory   §2: Theorem 2.1 bound, Theorem 2.2 SVMs, the Gaussian variant
@@ -22,8 +23,13 @@ Commands:
            examples and the path to them, for the standard and robust models
            named by --spec (default configs/figures/robust_models.py); writes
            figures/<command>_<dataset>.png from figures/results/<same>.json.
+  reference
+           the accuracy table: the spec's standard and robust models re-evaluated
+           under one strong attack (PGD-100 × 5 by default) at the robust model's
+           norm and ε (figures/results/reference_table.md).
   table    a markdown table of the runs in --results=a.json,b.json (e.g. the
-           reference-model sweeps), also written to <figures_dir>/results/table.md.
+           reference-model sweeps), also written to <figures_dir>/results/table.md;
+           --where=data.train_size=60000,seed=0 keeps the runs with that grid point.
 """
 from __future__ import annotations
 
@@ -35,7 +41,7 @@ from ml_collections import config_flags
 from tradeoff import writers
 
 COMMANDS = ('theory', 'binary_mnist', 'figure1', 'figure7', 'table', 'gradients',
-            'adversarial', 'interpolation')
+            'adversarial', 'interpolation', 'reference')
 
 _WORKDIR = flags.DEFINE_string('workdir', None,
                                'Root of the training runs (default runs/<command>).')
@@ -47,6 +53,8 @@ _RESULTS = flags.DEFINE_string('results', None,
 _SPEC = config_flags.DEFINE_config_file(
     'spec', None, 'Models of Figures 2-4 (default configs/figures/robust_models.py); entries '
     'can be overridden, e.g. --spec.mnist.standard=DIR.', lock_config=False)
+_WHERE = flags.DEFINE_list('where', None, 'table: only runs whose grid point has these '
+                           'KEY=VALUE pairs, e.g. data.train_size=60000,seed=0.')
 _DATASETS = flags.DEFINE_list('datasets', ['mnist', 'fashion_mnist'],
                               'Datasets (spec entries) for Figures 2-4.')
 
@@ -70,11 +78,14 @@ def main(argv):
     from tradeoff.figures import perception  # pylint: disable=g-import-not-at-top
     paths = perception.run(command, _SPEC.value, _DATASETS.value, _RESULTS_DIR.value,
                            _FIGURES_DIR.value, _PLOT_ONLY.value)
+  elif command == 'reference':
+    from tradeoff.figures import reference  # pylint: disable=g-import-not-at-top
+    paths = reference.run(_SPEC.value, _DATASETS.value, _RESULTS_DIR.value, _PLOT_ONLY.value)
   else:
     if not _RESULTS.value:
       raise app.UsageError(f'{command} needs --results=figures/results/<sweep name>.json.')
     from tradeoff.figures import sweeps  # pylint: disable=g-import-not-at-top
-    paths = sweeps.run(command, _RESULTS.value, _FIGURES_DIR.value)
+    paths = sweeps.run(command, _RESULTS.value, _FIGURES_DIR.value, _WHERE.value)
   for p in paths:
     print(p)
 

@@ -167,13 +167,19 @@ def targeted_examples(model: Model, atk: attacks.Attack, x: np.ndarray,
 # Experiments.
 
 
+def spec_panel(spec, dataset: str) -> ml_collections.ConfigDict:
+  """The spec's entry for one dataset (an entry is a block with a 'standard' model)."""
+  panels = sorted(k for k in spec
+                  if isinstance(spec[k], ml_collections.ConfigDict) and 'standard' in spec[k])
+  if dataset not in panels:
+    raise ValueError(f'Dataset {dataset!r} is not in the spec; valid choices: {panels}.')
+  return spec[dataset]
+
+
 def _panel_models(spec, dataset: str, roles=ROLES
                   ) -> tuple[dict[str, Model], Model | None, data.Dataset]:
   """The spec's finished models of `dataset` among `roles` ('' entries skipped)."""
-  if dataset not in spec:
-    raise ValueError(f'Dataset {dataset!r} is not in the spec; valid choices: '
-                     f'{sorted(k for k in spec if isinstance(spec[k], ml_collections.ConfigDict))}.')
-  panel = spec[dataset]
+  panel = spec_panel(spec, dataset)
   loaded, ds = {}, None
   for role in roles:
     wd = panel.get(role, '')

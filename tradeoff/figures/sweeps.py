@@ -102,13 +102,34 @@ def plot_figure7(res: dict, path: str) -> str:
   return common.save_figure(fig, path)
 
 
-def table(result_files: list[str]) -> str:
-  """A markdown table of every finished run in the given collected files."""
+def parse_where(where: list[str] | None) -> dict[str, str]:
+  """['data.train_size=60000', 'seed=0'] -> {'data.train_size': '60000', 'seed': '0'}."""
+  out = {}
+  for cond in where or ():
+    key, sep, value = cond.partition('=')
+    if not sep or not key:
+      raise ValueError(f'--where condition {cond!r} must be KEY=VALUE, e.g. data.train_size=60000.')
+    out[key] = value
+  return out
+
+
+def _matches(run: dict, where: dict[str, str]) -> bool:
+  """Whether the run's grid point has every KEY=VALUE (values compared as in run names)."""
+  point = run.get('point', {})
+  return all(k in point and f'{point[k]:g}' == f'{float(v):g}' if isinstance(point.get(k), float)
+             else k in point and str(point[k]) == v for k, v in where.items())
+
+
+def table(result_files: list[str], where: dict[str, str] | None = None) -> str:
+  """A markdown table of the finished runs in the given collected files whose grid
+  point matches every KEY=VALUE of `where`."""
   lines = ['| sweep | dataset | norm | train ε | clean acc. | robust acc. (eval ε) | '
            'eval attack | train time | commit |', '|---|---|---|---|---|---|---|---|---|']
   for path in result_files:
     res = common.read_json(path)
     for r in _finished(res):
+      if where and not _matches(r, where):
+        continue
       cfg, atk, tr = r['config'], r['eval_attack'], r['train_attack']
       copy = ' (approximate copy)' if r['data'].get('approximate_copy') else ''
       n_rob = r.get('num_robust_examples', r['num_examples'])
@@ -120,12 +141,12 @@ def table(result_files: list[str]) -> str:
   return '\n'.join(lines) + '\n'
 
 
-def run(command: str, results: str, figures_dir: str) -> list[str]:
+def run(command: str, results: str, figures_dir: str, where=None) -> list[str]:
   if command == 'table':
     files = [f for f in results.split(',') if f]
     out = os.path.join(figures_dir, 'results', 'table.md')
     os.makedirs(os.path.dirname(out), exist_ok=True)
-    text = table(files)
+    text = table(files, parse_where(where))
     with open(out, 'w') as f:
       f.write(text)
     print(text)

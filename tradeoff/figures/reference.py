@@ -1,0 +1,109 @@
+r"""Standard vs robust models under one strong attack: the accuracy table.
+
+    python -m tradeoff.figures reference [--datasets=mnist,fashion_mnist] [--plot_only]
+
+For every dataset of the spec (configs/figures/robust_models.py, as for
+Figures 2-4) and every robust model it names (robust_linf, robust_l2), the
+standard model and that robust model are re-evaluated from their checkpoints
+under the same attack: the robust model's training norm and ε, PGD with
+`reference_attack.num_steps` steps of rel_step_size·ε/num_steps and
+`reference_attack.restarts` random restarts, on the first
+`reference_attack.num_examples` test images (clean accuracy on all of them).
+A sweep's standard run is evaluated at its own ε = 0 only, so this is where
+its robust accuracy comes from.
+
+Writes figures/results/reference_<dataset>.json and the markdown table
+figures/results/reference_table.md (also printed).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import jax
+
+from tradeoff import evaluate
+from tradeoff.figures import common
+from tradeoff.figures import perception
+
+
+def strong_eval_config(workdir: str, norm: str, eps: float, atk_spec):
+  """The run's config with its evaluation attack replaced by the reference attack."""
+  config = evaluate.load_run_config(workdir)
+  steps = int(atk_spec.num_steps)
+  ea = config.eval_attack
+  ea.norm, ea.eps, ea.num_steps = norm, float(eps), steps
+  ea.restarts, ea.random_start = int(atk_spec.restarts), True
+  ea.rel_step_size = float(atk_spec.rel_step_size) / steps
+  ea.step_size = float(atk_spec.rel_step_size) * float(eps) / steps
+  config.num_robust_eval_examples = int(atk_spec.num_examples)
+  config.num_eval_examples = 0
+  return config
+
+
+def reference_experiment(spec, dataset: str) -> dict:
+  t0 = time.time()
+  panel = perception.spec_panel(spec, dataset)
+  rows = []
+  for norm in ('linf', 'l2'):
+    robust_wd = panel.get(f'robust_{norm}', '')
+    if not robust_wd:
+      continue
+    robust_results = common.read_json(os.path.join(robust_wd, 'results.json'))
+    eps = float(robust_results['train_attack']['eps'])
+    for role, wd in (('standard', panel.standard), (f'robust_{norm}', robust_wd)):
+      train_results = common.read_json(os.path.join(wd, 'results.json'))
+      res = evaluate.evaluate_run(strong_eval_config(wd, norm, eps, spec.reference_attack), wd)
+      jax.clear_caches()
+      rows.append({
+          'dataset': dataset, 'threat_norm': norm, 'threat_eps': eps, 'role': role,
+          'workdir': wd, 'train_attack': train_results['train_attack'],
+          'train_time_s': train_results.get('train_time_s'),
+          'train_steps': train_results.get('train_steps'),
+          'num_params': train_results.get('num_params'),
+          'data': train_results.get('data'),
+          'clean_accuracy': res['clean_accuracy'], 'robust_accuracy': res['robust_accuracy'],
+          'num_examples': res['num_examples'],
+          'num_robust_examples': res.get('num_robust_examples', res['num_examples']),
+          'eval_attack': res['eval_attack'], 'eval_time_s': res['wall_time_s'],
+          'checkpoint_step': res['checkpoint_step'], 'train_commit': train_results['commit']})
+      logging.info('%s %s %s ε=%g: clean %.4f robust %.4f', dataset, role, norm, eps,
+                   res['clean_accuracy'], res['robust_accuracy'])
+  if not rows:
+    raise ValueError(f'{dataset}: the spec names no robust model (robust_linf / robust_l2).')
+  return {'experiment': 'reference', 'dataset': dataset, 'spec': spec.to_dict(), 'rows': rows,
+          **common.provenance_record(t0)}
+
+
+def table(results: list[dict]) -> str:
+  lines = ['| dataset | threat | model (train ε) | clean acc. | robust acc. | eval attack | '
+           'train time | train steps |', '|---|---|---|---|---|---|---|---|']
+  for res in results:
+    for r in res['rows']:
+      atk = r['eval_attack']
+      copy = ' (approximate copy)' if (r.get('data') or {}).get('approximate_copy') else ''
+      model = 'standard' if r['role'] == 'standard' else 'robust'
+      lines.append(
+          f"| {r['dataset']}{copy} | {r['threat_norm']} ε = {r['threat_eps']:g} | {model} "
+          f"({r['train_attack']['eps']:g}) | {r['clean_accuracy']:.2%} | "
+          f"{r['robust_accuracy']:.2%} | {atk['name']} × {atk['restarts']} restarts, step "
+          f"{atk['step_size']:.3g}, first {r['num_robust_examples']} test images | "
+          f"{(r['train_time_s'] or 0) / 60:.1f} min | {r['train_steps']} |")
+  return '\n'.join(lines) + '\n'
+
+
+def run(spec, datasets: list[str], results_dir: str, plot_only: bool) -> list[str]:
+  spec = perception.load_spec(spec)
+  results = []
+  for dataset in datasets:
+    path = os.path.join(results_dir, f'reference_{dataset}.json')
+    if not plot_only:
+      common.write_json(path, reference_experiment(spec, dataset))
+    results.append(common.read_json(path))
+  out = os.path.join(results_dir, 'reference_table.md')
+  text = table(results)
+  with open(out, 'w') as f:
+    f.write(text)
+  print(text)
+  return [out]
