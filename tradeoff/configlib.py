@@ -190,17 +190,18 @@ def reduced_mnist_overrides() -> tuple[tuple[str, object], ...]:
           ('checkpoint_every', 500))
 
 
-def size_sweep(name: str, base: str, eps) -> ml_collections.ConfigDict:
+def size_sweep(name: str, base: str, eps,
+               large_sizes=(10000, 60000)) -> ml_collections.ConfigDict:
   """A Figure 1 / 6 sweep at the reduced scale: training ε × training-set size.
 
-  n ∈ {10 000, 60 000} with one seed, n ∈ {100, 1000} with two; every run
+  n in `large_sizes` with one seed, n ∈ {100, 1000} with two; every run
   trains max(1200 steps, 2 epochs) of batch 128 (see README: Sweeps).
   """
   s = ml_collections.ConfigDict()
   s.name = name
   s.base = base
   s.overrides = reduced_mnist_overrides()
-  s.grid = [(('eps', tuple(eps)), ('data.train_size', (10000, 60000)), ('seed', (0,))),
+  s.grid = [(('eps', tuple(eps)), ('data.train_size', tuple(large_sizes)), ('seed', (0,))),
             (('eps', tuple(eps)), ('data.train_size', (100, 1000)), ('seed', (0, 1)))]
   s.budget = {'steps': 1200, 'min_epochs': 2}
   return s
