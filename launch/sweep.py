@@ -242,13 +242,12 @@ def main(argv):
     raise app.UsageError(f'--parallel={_PARALLEL.value} must be >= 1.')
   sweep = load_sweep(_SWEEP.value)
   runs = expand(sweep, _ROOT.value)
-  if _RUN.value is None:
-    runs = resolve_reuse(sweep, runs, _ROOT.value)
   if _RUN.value is not None:
     if not 0 <= _RUN.value < len(runs):
       raise app.UsageError(f'--run={_RUN.value} is not in [0, {len(runs)}).')
     _train_one(sweep, runs[_RUN.value])
     return
+  runs = resolve_reuse(sweep, runs, _ROOT.value)
   states = {r.name: run_state(sweep, r) for r in runs}
   counts = {s: sum(v == s for v in states.values()) for s in ('finished', 'partial', 'new')}
   print(f'{sweep.name}: {len(runs)} runs ({counts})')

@@ -114,10 +114,15 @@ def parse_where(where: list[str] | None) -> dict[str, str]:
 
 
 def _matches(run: dict, where: dict[str, str]) -> bool:
-  """Whether the run's grid point has every KEY=VALUE (values compared as in run names)."""
+  """Whether the run's grid point has every KEY=VALUE; float values compare as numbers."""
   point = run.get('point', {})
-  return all(k in point and f'{point[k]:g}' == f'{float(v):g}' if isinstance(point.get(k), float)
-             else k in point and str(point[k]) == v for k, v in where.items())
+  for key, value in where.items():
+    if key not in point:
+      return False
+    have = point[key]
+    if (float(value) != have) if isinstance(have, float) else (str(have) != value):
+      return False
+  return True
 
 
 def table(result_files: list[str], where: dict[str, str] | None = None) -> str:
