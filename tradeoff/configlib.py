@@ -226,13 +226,15 @@ def eps_sweep(name: str, base: str, eps, seeds=(0,), reuse=(),
   return s
 
 
-def reference_sweep(name: str, base: str, eps: float) -> ml_collections.ConfigDict:
-  """A standard (attack.eps = 0) and a robust (attack.eps = eps) model of `base`,
-  both evaluated by its evaluation attack at config.eps."""
+def reference_sweep(name: str, base: str, eps: float,
+                    overrides=()) -> ml_collections.ConfigDict:
+  """A standard (attack.eps = 0) and a robust (attack.eps = eps) model of `base`
+  (with `overrides` applied to both), both evaluated by its evaluation attack
+  at config.eps."""
   s = ml_collections.ConfigDict()
   s.name = name
   s.base = base
-  s.overrides = ()
+  s.overrides = tuple(overrides)
   s.grid = [(('attack.eps', (0.0, eps)),)]
   s.budget = {}
   return s

@@ -1,0 +1,26 @@
+r"""Reference models, MNIST ℓ∞ ε = 0.3, at a size this 2-core CPU trains in under an hour.
+
+    python -m launch.sweep --sweep=configs/sweeps/reference_mnist_linf_cpu.py
+
+configs/mnist_linf.py (the full Madry et al. CNN, Adam 1e-3 with a cosine
+schedule, ε ramped up over the first 10 % of training) with the training
+attack replaced by one step from a random start with step 1.25·ε: "fast
+adversarial training" (FGSM with random initialisation, Wong, Rice & Kolter,
+ICLR 2020, whose MNIST recipe uses the same step), for 10 epochs. PGD-40
+training, the paper's recipe, costs about 14× as much per step here.
+
+Evaluation is the config's PGD-100 (step ε/30) with 5 random restarts, on the
+first 1000 test images (clean accuracy: all 10 000). Catastrophic overfitting,
+the known failure of single-step training, would show there as robust
+accuracy near 0.
+"""
+
+from tradeoff import configlib
+
+
+def get_config(arg=None):
+  del arg
+  return configlib.reference_sweep(
+      'reference_mnist_linf_cpu', 'configs/mnist_linf.py', 0.3,
+      overrides=(('attack.num_steps', 1), ('attack.rel_step_size', 1.25),
+                 ('num_epochs', 10.0), ('num_robust_eval_examples', 1000)))
