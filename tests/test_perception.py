@@ -144,3 +144,51 @@ def test_reference_table_evaluates_both_models_under_the_robust_models_threat(sm
   assert std['train_attack']['eps'] == 0.0 and rob['train_attack']['eps'] == 0.3
   rows = open(out).read().strip().splitlines()
   assert len(rows) == 4 and '| mnist | linf ε = 0.3 | standard (0) |' in rows[2]
+  params = std['num_params']
+  assert params > 0 and f'| {params / 1e3:.0f} k |' in rows[2]
+
+  # A dataset evaluated by another command (e.g. CIFAR-10 from its own data
+  # dir) joins the table; the paper's dataset order is kept.
+  other = dict(res, dataset='cifar10',
+               rows=[dict(r, dataset='cifar10', clean_accuracy=0.123) for r in res['rows']])
+  json.dump(other, open(os.path.join(root, 'ref', 'reference_cifar10.json'), 'w'))
+  spec = _spec(dirs)
+  spec.cifar10 = dict(spec.mnist)
+  out, = reference.run(spec, ['mnist'], str(root / 'ref'), plot_only=True)
+  rows = open(out).read().strip().splitlines()
+  assert len(rows) == 6
+  assert rows[2].startswith('| mnist |') and rows[4].startswith('| cifar10 |')
+  assert '| 12.30% |' in rows[5]
+  with pytest.raises(FileNotFoundError, match='reference_fashion_mnist.json'):
+    spec.fashion_mnist = dict(spec.mnist)
+    reference.run(spec, ['fashion_mnist'], str(root / 'ref'), plot_only=True)
+
+
+def test_default_reference_spec_uses_the_full_size_mnist_models():
+  from tradeoff.figures import reference  # pylint: disable=g-import-not-at-top
+  spec = perception.load_spec(None, reference.DEFAULT_SPEC)
+  figures_spec = perception.load_spec(None)
+  assert spec.mnist.robust_linf == 'runs/sweeps/reference_mnist_linf_cpu/attack.eps=0.3'
+  assert spec.mnist.standard == 'runs/sweeps/reference_mnist_linf_cpu/attack.eps=0'
+  assert spec.mnist.robust_l2 == figures_spec.mnist.robust_l2
+  assert spec.cifar10.to_dict() == figures_spec.cifar10.to_dict()
+  assert perception.spec_datasets(spec) == ['mnist', 'fashion_mnist', 'cifar10']
+
+
+def test_every_model_of_the_default_specs_is_a_run_of_a_committed_sweep(monkeypatch):
+  import glob  # pylint: disable=g-import-not-at-top
+  from launch import sweep as sweep_lib  # pylint: disable=g-import-not-at-top
+  from tradeoff.figures import reference  # pylint: disable=g-import-not-at-top
+  monkeypatch.chdir(REPO)  # sweeps name their base config relative to the repository
+  workdirs = set()
+  for path in glob.glob(os.path.join(REPO, 'configs', 'sweeps', '*.py')):
+    s = sweep_lib.load_sweep(path)
+    for run in sweep_lib.expand(s, 'runs/sweeps'):
+      workdirs.add(run.workdir)
+      if 'reference_' in s.name and 'cpu' in s.name:
+        sweep_lib.run_config(s, run)  # every override names a real field
+  for spec in (perception.load_spec(None), perception.load_spec(None, reference.DEFAULT_SPEC)):
+    for dataset in perception.spec_datasets(spec):
+      for role in (*perception.ROLES, 'independent'):
+        wd = spec[dataset].get(role, '')
+        assert not wd or wd in workdirs, (dataset, role, wd)

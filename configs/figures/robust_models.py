@@ -11,6 +11,11 @@ the reduced-scale sweeps, so they exist once these have run:
     python -m launch.sweep --sweep=configs/sweeps/figure7_mnist_linf.py
     python -m launch.sweep --sweep=configs/sweeps/figure6_fashion_mnist_linf.py
     python -m launch.sweep --sweep=configs/sweeps/figure7_fashion_mnist_linf.py
+    TFDS_DATA_DIR=<dir with cifar10> \
+        python -m launch.sweep --sweep=configs/sweeps/reference_cifar10_cpu.py
+
+CIFAR-10 has no reduced-scale sweep: its models are the CPU-sized reference
+models (ResNet-8, fast adversarial training, 5 epochs).
 
 `independent` is a second standard model (another seed: other initialisation
 and data order), used only to judge the adversarial examples of Figure 3.
@@ -48,8 +53,10 @@ def get_config(arg=None):
       'robust_linf': _run('figure6_fashion_mnist_linf', 0.1),
       'robust_l2': '',
       'large_eps_linf': 0.2, 'large_eps_l2': 4.0})
+  cifar = f'{SWEEPS}/reference_cifar10_cpu'
   c.cifar10 = ml_collections.ConfigDict({
-      'standard': '', 'independent': '', 'robust_linf': '', 'robust_l2': '',
+      'standard': f'{cifar}/attack.eps=0', 'independent': f'{cifar}/attack.eps=0,seed=1',
+      'robust_linf': f'{cifar}/attack.eps=0.0156863', 'robust_l2': f'{cifar}/norm=l2,eps=0.314',
       'large_eps_linf': 0.125, 'large_eps_l2': 4.7})
   c.num_eval_examples = 1000      # test images behind each number
   c.attack_steps = 100            # large-ε PGD steps, from x (no random start)

@@ -167,10 +167,19 @@ def targeted_examples(model: Model, atk: attacks.Attack, x: np.ndarray,
 # Experiments.
 
 
+_DATASET_ORDER = ('mnist', 'fashion_mnist', 'cifar10')
+
+
+def spec_datasets(spec) -> list[str]:
+  """The datasets of a spec (its blocks with a 'standard' model), paper order first."""
+  names = [k for k in spec
+           if isinstance(spec[k], ml_collections.ConfigDict) and 'standard' in spec[k]]
+  return sorted(names, key=lambda k: (_DATASET_ORDER + (k,)).index(k))
+
+
 def spec_panel(spec, dataset: str) -> ml_collections.ConfigDict:
   """The spec's entry for one dataset (an entry is a block with a 'standard' model)."""
-  panels = sorted(k for k in spec
-                  if isinstance(spec[k], ml_collections.ConfigDict) and 'standard' in spec[k])
+  panels = sorted(spec_datasets(spec))
   if dataset not in panels:
     raise ValueError(f'Dataset {dataset!r} is not in the spec; valid choices: {panels}.')
   return spec[dataset]
@@ -403,9 +412,9 @@ EXPERIMENTS = {'gradients': (gradients_experiment, plot_gradients),
                'interpolation': (interpolation_experiment, plot_interpolation)}
 
 
-def load_spec(spec: ml_collections.ConfigDict | None) -> ml_collections.ConfigDict:
-  return spec if spec is not None else configlib.load(
-      os.path.join(figure_runs.REPO, DEFAULT_SPEC))
+def load_spec(spec: ml_collections.ConfigDict | None,
+              default: str = DEFAULT_SPEC) -> ml_collections.ConfigDict:
+  return spec if spec is not None else configlib.load(os.path.join(figure_runs.REPO, default))
 
 
 def run(command: str, spec, datasets: list[str], results_dir: str, figures_dir: str,

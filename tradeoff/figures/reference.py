@@ -2,8 +2,9 @@ r"""Standard vs robust models under one strong attack: the accuracy table.
 
     python -m tradeoff.figures reference [--datasets=mnist,fashion_mnist] [--plot_only]
 
-For every dataset of the spec (configs/figures/robust_models.py, as for
-Figures 2-4) and every robust model it names (robust_linf, robust_l2), the
+For every dataset of the spec (default configs/figures/reference_models.py:
+the models of Figures 2-4 from configs/figures/robust_models.py, with
+larger MNIST models) and every robust model it names (robust_linf, robust_l2), the
 standard model and that robust model are re-evaluated from their checkpoints
 under the same attack: the robust model's training norm and ε, PGD with
 `reference_attack.num_steps` steps of rel_step_size·ε/num_steps and
@@ -13,7 +14,8 @@ A sweep's standard run is evaluated at its own ε = 0 only, so this is where
 its robust accuracy comes from.
 
 Writes figures/results/reference_<dataset>.json and the markdown table
-figures/results/reference_table.md (also printed).
+figures/results/reference_table.md (also printed) from every
+reference_<dataset>.json of the spec's datasets in the results directory.
 """
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ import jax
 from tradeoff import evaluate
 from tradeoff.figures import common
 from tradeoff.figures import perception
+
+DEFAULT_SPEC = 'configs/figures/reference_models.py'
 
 
 def strong_eval_config(workdir: str, norm: str, eps: float, atk_spec):
@@ -76,9 +80,13 @@ def reference_experiment(spec, dataset: str) -> dict:
           **common.provenance_record(t0)}
 
 
+def _params(n) -> str:
+  return '?' if not n else f'{n / 1e6:.2f} M' if n >= 1e6 else f'{n / 1e3:.0f} k'
+
+
 def table(results: list[dict]) -> str:
-  lines = ['| dataset | threat | model (train ε) | clean acc. | robust acc. | eval attack | '
-           'train time | train steps |', '|---|---|---|---|---|---|---|---|']
+  lines = ['| dataset | threat | model (train ε) | parameters | clean acc. | robust acc. | '
+           'eval attack | train time | train steps |', '|---|---|---|---|---|---|---|---|---|']
   for res in results:
     for r in res['rows']:
       atk = r['eval_attack']
@@ -86,7 +94,8 @@ def table(results: list[dict]) -> str:
       model = 'standard' if r['role'] == 'standard' else 'robust'
       lines.append(
           f"| {r['dataset']}{copy} | {r['threat_norm']} ε = {r['threat_eps']:g} | {model} "
-          f"({r['train_attack']['eps']:g}) | {r['clean_accuracy']:.2%} | "
+          f"({r['train_attack']['eps']:g}) | {_params(r.get('num_params'))} | "
+          f"{r['clean_accuracy']:.2%} | "
           f"{r['robust_accuracy']:.2%} | {atk['name']} × {atk['restarts']} restarts, step "
           f"{atk['step_size']:.3g}, first {r['num_robust_examples']} test images | "
           f"{(r['train_time_s'] or 0) / 60:.1f} min | {r['train_steps']} |")
@@ -94,13 +103,21 @@ def table(results: list[dict]) -> str:
 
 
 def run(spec, datasets: list[str], results_dir: str, plot_only: bool) -> list[str]:
-  spec = perception.load_spec(spec)
-  results = []
+  spec = perception.load_spec(spec, DEFAULT_SPEC)
   for dataset in datasets:
     path = os.path.join(results_dir, f'reference_{dataset}.json')
     if not plot_only:
       common.write_json(path, reference_experiment(spec, dataset))
-    results.append(common.read_json(path))
+    elif not os.path.exists(path):
+      raise FileNotFoundError(f'{path} does not exist; run without --plot_only first.')
+  # The table has a row block for every dataset of the spec with a result file,
+  # so datasets evaluated by separate commands (e.g. with different
+  # TFDS_DATA_DIR) end up in one table.
+  results = []
+  for dataset in perception.spec_datasets(spec):
+    path = os.path.join(results_dir, f'reference_{dataset}.json')
+    if os.path.exists(path):
+      results.append(common.read_json(path))
   out = os.path.join(results_dir, 'reference_table.md')
   text = table(results)
   with open(out, 'w') as f:
