@@ -128,7 +128,8 @@ def test_default_spec_loads_and_names_runs_of_the_sweeps():
   assert spec.mnist.large_eps_l2 == 4.0 and spec.cifar10.large_eps_l2 == 4.7
 
 
-def test_reference_table_evaluates_both_models_under_the_robust_models_threat(smoke_models):
+def test_reference_table_evaluates_both_models_under_the_robust_models_threat(smoke_models,
+                                                                             monkeypatch):
   from tradeoff.figures import reference  # pylint: disable=g-import-not-at-top
   root, dirs = smoke_models
   out, = reference.run(_spec(dirs), ['mnist'], str(root / 'ref'), plot_only=False)
@@ -146,6 +147,25 @@ def test_reference_table_evaluates_both_models_under_the_robust_models_threat(sm
   assert len(rows) == 4 and '| mnist | linf ε = 0.3 | standard (0) |' in rows[2]
   params = std['num_params']
   assert params > 0 and f'| {params / 1e3:.0f} k |' in rows[2]
+  assert std['eval_commit'] == res['commit']
+
+  # Running again keeps the rows of the same models under the same attack ...
+  calls = []
+  real_evaluate = reference.evaluate.evaluate_run
+  def counting_evaluate(config, workdir):
+    calls.append((workdir, config.eval_attack.num_steps))
+    return real_evaluate(config, workdir)
+  monkeypatch.setattr(reference.evaluate, 'evaluate_run', counting_evaluate)
+  reference.run(_spec(dirs), ['mnist'], str(root / 'ref'), plot_only=False)
+  assert not calls
+  assert json.load(open(os.path.join(root, 'ref', 'reference_mnist.json')))['rows'] == res['rows']
+  # ... and evaluates again under another attack.
+  spec = _spec(dirs)
+  spec.reference_attack.num_steps = 4
+  reference.run(spec, ['mnist'], str(root / 'ref'), plot_only=False)
+  assert calls == [(dirs['standard'], 4), (dirs['robust_linf'], 4)]
+  reference.run(_spec(dirs), ['mnist'], str(root / 'ref'), plot_only=False)
+  res = json.load(open(os.path.join(root, 'ref', 'reference_mnist.json')))
 
   # A dataset evaluated by another command (e.g. CIFAR-10 from its own data
   # dir) joins the table; the paper's dataset order is kept.

@@ -11,7 +11,9 @@ under the same attack: the robust model's training norm and ε, PGD with
 `reference_attack.restarts` random restarts, on the first
 `reference_attack.num_examples` test images (clean accuracy on all of them).
 A sweep's standard run is evaluated at its own ε = 0 only, so this is where
-its robust accuracy comes from.
+its robust accuracy comes from. An evaluation already in the dataset's result
+file (same workdir, same trained run, same attack) is kept, not repeated; each
+row records the commit it was evaluated at (`eval_commit`).
 
 Writes figures/results/reference_<dataset>.json and the markdown table
 figures/results/reference_table.md (also printed) from every
@@ -46,9 +48,30 @@ def strong_eval_config(workdir: str, norm: str, eps: float, atk_spec):
   return config
 
 
-def reference_experiment(spec, dataset: str) -> dict:
+def _same_evaluation(row: dict, wd: str, train_results: dict, norm: str, eps: float,
+                    atk_spec) -> bool:
+  """Whether `row` (of an earlier result file) evaluated this trained model this way."""
+  atk, steps = row['eval_attack'], int(atk_spec.num_steps)
+  return (row['workdir'] == wd and row['threat_norm'] == norm and row['threat_eps'] == eps
+          and row['train_commit'] == train_results['commit']
+          and row.get('train_time_s') == train_results.get('train_time_s')
+          and row.get('train_steps') == train_results.get('train_steps')
+          and (atk['num_steps'], atk['restarts'], atk['random_start']) ==
+          (steps, int(atk_spec.restarts), True)
+          and abs(atk['step_size'] - float(atk_spec.rel_step_size) * eps / steps) < 1e-9
+          and row['num_robust_examples'] == min(int(atk_spec.num_examples),
+                                                row['num_examples']))
+
+
+def reference_experiment(spec, dataset: str, previous: dict | None = None) -> dict:
+  """Evaluates the spec's models of `dataset`; rows of `previous` (an earlier
+  result file) that evaluated the same trained model under the same attack
+  are kept instead of computed again."""
   t0 = time.time()
+  commit = common.provenance_record(t0)['commit']
   panel = perception.spec_panel(spec, dataset)
+  earlier = [dict(r, eval_commit=r.get('eval_commit', previous['commit']))
+             for r in (previous or {}).get('rows', [])]
   rows = []
   for norm in ('linf', 'l2'):
     robust_wd = panel.get(f'robust_{norm}', '')
@@ -58,6 +81,13 @@ def reference_experiment(spec, dataset: str) -> dict:
     eps = float(robust_results['train_attack']['eps'])
     for role, wd in (('standard', panel.standard), (f'robust_{norm}', robust_wd)):
       train_results = common.read_json(os.path.join(wd, 'results.json'))
+      same = [r for r in earlier
+              if _same_evaluation(r, wd, train_results, norm, eps, spec.reference_attack)]
+      if same:
+        rows.append(same[0])
+        logging.info('%s %s %s ε=%g: kept from the earlier result file (commit %s)', dataset,
+                     role, norm, eps, same[0]['eval_commit'])
+        continue
       res = evaluate.evaluate_run(strong_eval_config(wd, norm, eps, spec.reference_attack), wd)
       jax.clear_caches()
       rows.append({
@@ -71,7 +101,8 @@ def reference_experiment(spec, dataset: str) -> dict:
           'num_examples': res['num_examples'],
           'num_robust_examples': res.get('num_robust_examples', res['num_examples']),
           'eval_attack': res['eval_attack'], 'eval_time_s': res['wall_time_s'],
-          'checkpoint_step': res['checkpoint_step'], 'train_commit': train_results['commit']})
+          'checkpoint_step': res['checkpoint_step'], 'train_commit': train_results['commit'],
+          'eval_commit': commit})
       logging.info('%s %s %s ε=%g: clean %.4f robust %.4f', dataset, role, norm, eps,
                    res['clean_accuracy'], res['robust_accuracy'])
   if not rows:
@@ -107,7 +138,8 @@ def run(spec, datasets: list[str], results_dir: str, plot_only: bool) -> list[st
   for dataset in datasets:
     path = os.path.join(results_dir, f'reference_{dataset}.json')
     if not plot_only:
-      common.write_json(path, reference_experiment(spec, dataset))
+      previous = common.read_json(path) if os.path.exists(path) else None
+      common.write_json(path, reference_experiment(spec, dataset, previous))
     elif not os.path.exists(path):
       raise FileNotFoundError(f'{path} does not exist; run without --plot_only first.')
   # The table has a row block for every dataset of the spec with a result file,
