@@ -11,8 +11,11 @@ training, the paper's recipe, costs about 14× as much per step here.
 
 Evaluation is the config's PGD-100 (step ε/30) with 5 random restarts, on the
 first 1000 test images (clean accuracy: all 10 000). Catastrophic overfitting,
-the known failure of single-step training, would show there as robust
-accuracy near 0.
+the known failure of single-step training, shows there as robust accuracy
+near 0, and that is what this recipe gave on this network
+(figures/results/reference_mnist_linf_cpu.json: 94.99 % clean, 0.0 % under
+PGD-100 × 5, while the training batches' single-step accuracy ended at 97 %).
+Its standard model (99.31 %) is the reference table's MNIST standard model.
 """
 
 from tradeoff import configlib
