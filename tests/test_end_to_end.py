@@ -70,6 +70,22 @@ def test_rerun_of_a_finished_run_resumes_and_evaluates_identically(mnist_dir, re
       first['clean_accuracy'], first['robust_accuracy'])
 
 
+def test_results_record_the_commit_the_run_started_from(mnist_dir, repo_root, tmp_path,
+                                                        monkeypatch):
+  head = {'commit': 'at-start'}
+  monkeypatch.setattr(train.provenance, 'git_commit', lambda: head['commit'])
+  make_step = train.make_p_train_step
+  def make_step_that_moves_head(*args, **kwargs):
+    step = make_step(*args, **kwargs)
+    def moving_step(*a, **k):
+      head['commit'] = 'moved-during-training'
+      return step(*a, **k)
+    return moving_step
+  monkeypatch.setattr(train, 'make_p_train_step', make_step_that_moves_head)
+  config = load_config(repo_root, 'mnist_linf.py:smoke', [('data.data_dir', mnist_dir)])
+  assert train.train_and_evaluate(config, str(tmp_path))['commit'] == 'at-start'
+
+
 def test_changed_config_in_same_workdir_is_rejected(mnist_dir, repo_root, tmp_path):
   config = load_config(repo_root, 'mnist_linf.py:smoke', [('data.data_dir', mnist_dir)])
   train.train_and_evaluate(config, str(tmp_path))

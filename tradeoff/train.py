@@ -249,6 +249,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     The results dict that was written.
   """
   t_start = time.time()
+  commit = provenance.git_commit()  # the code this process runs; HEAD may move meanwhile
   os.makedirs(workdir, exist_ok=True)
   check_config(config)
   sync_config(config, workdir)
@@ -341,7 +342,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   writer.close()
   results = {
       'config': json.loads(config.to_json_best_effort()),
-      'commit': provenance.git_commit(),
+      'commit': commit,
       'device': provenance.device_description(),
       'versions': provenance.versions(),
       'wall_time_s': time.time() - t_start,
