@@ -7,7 +7,7 @@ schedule, ε ramped up over the first 10 % of training) with the training
 attack replaced by one step from a random start with step 1.25·ε: "fast
 adversarial training" (FGSM with random initialisation, Wong, Rice & Kolter,
 ICLR 2020, whose MNIST recipe uses the same step), for 10 epochs. PGD-40
-training, the paper's recipe, costs about 14× as much per step here.
+training, the paper's recipe, runs at about a ninth of its speed here.
 
 Evaluation is the config's PGD-100 (step ε/30) with 5 random restarts, on the
 first 1000 test images (clean accuracy: all 10 000). Catastrophic overfitting,
