@@ -1,6 +1,7 @@
 """Figures 2-4 (what robust models see): helpers on tiny inputs, commands on smoke runs."""
 import json
 import os
+import re
 
 import ml_collections
 import numpy as np
@@ -166,6 +167,22 @@ def test_reference_table_evaluates_both_models_under_the_robust_models_threat(sm
   assert calls == [(dirs['standard'], 4), (dirs['robust_linf'], 4)]
   reference.run(_spec(dirs), ['mnist'], str(root / 'ref'), plot_only=False)
   res = json.load(open(os.path.join(root, 'ref', 'reference_mnist.json')))
+
+  # A model whose workdir is not here keeps its row under the same attack and
+  # is an error under another one.
+  away = dirs['standard'] + '.away'
+  os.rename(dirs['standard'], away)
+  try:
+    calls.clear()
+    reference.run(_spec(dirs), ['mnist'], str(root / 'ref'), plot_only=False)
+    assert not calls
+    assert json.load(open(os.path.join(root, 'ref', 'reference_mnist.json')))['rows'] == res['rows']
+    spec = _spec(dirs)
+    spec.reference_attack.restarts = 3
+    with pytest.raises(FileNotFoundError, match=re.escape(dirs['standard'])):
+      reference.run(spec, ['mnist'], str(root / 'ref'), plot_only=False)
+  finally:
+    os.rename(away, dirs['standard'])
 
   # A dataset evaluated by another command (e.g. CIFAR-10 from its own data
   # dir) joins the table; the paper's dataset order is kept.

@@ -13,7 +13,10 @@ under the same attack: the robust model's training norm and ε, PGD with
 A sweep's standard run is evaluated at its own ε = 0 only, so this is where
 its robust accuracy comes from. An evaluation already in the dataset's result
 file (same workdir, same trained run, same attack) is kept, not repeated; each
-row records the commit it was evaluated at (`eval_commit`).
+row records the commit it was evaluated at (`eval_commit`). Checkpoints are not
+committed, so a model whose workdir is not on this machine keeps its row from
+the result file if that row used the same attack (a warning says so), and is
+an error naming the workdir otherwise.
 
 Writes figures/results/reference_<dataset>.json and the markdown table
 figures/results/reference_table.md (also printed) from every
@@ -63,10 +66,36 @@ def _same_evaluation(row: dict, wd: str, train_results: dict, norm: str, eps: fl
                                                 row['num_examples']))
 
 
+def _absent_run_row(earlier: list[dict], wd: str, role: str, norm: str, eps: float | None,
+                    atk_spec) -> dict:
+  """The earlier row of a run whose workdir is not on this machine.
+
+  Its trained model cannot be checked against the row, so the row is kept only
+  if it evaluated that workdir in that role under the same attack; otherwise
+  the error names the workdir.
+  """
+  steps = int(atk_spec.num_steps)
+  for r in earlier:
+    atk = r['eval_attack']
+    r_eps = r['threat_eps'] if eps is None else eps
+    if (r['workdir'] == wd and r['role'] == role and r['threat_norm'] == norm
+        and r['threat_eps'] == r_eps
+        and (atk['num_steps'], atk['restarts'], atk['random_start']) ==
+        (steps, int(atk_spec.restarts), True)
+        and abs(atk['step_size'] - float(atk_spec.rel_step_size) * r_eps / steps) < 1e-9
+        and r['num_robust_examples'] == min(int(atk_spec.num_examples), r['num_examples'])):
+      return r
+  raise FileNotFoundError(
+      f'{os.path.join(wd, "results.json")} does not exist and the result file holds no '
+      f'evaluation of it as {role} at {norm} under this attack: train it first (its sweep '
+      'is named in the spec file) or point the spec elsewhere.')
+
+
 def reference_experiment(spec, dataset: str, previous: dict | None = None) -> dict:
   """Evaluates the spec's models of `dataset`; rows of `previous` (an earlier
   result file) that evaluated the same trained model under the same attack
-  are kept instead of computed again."""
+  are kept instead of computed again, as are its rows of models whose workdir
+  is not on this machine (checkpoints are not committed)."""
   t0 = time.time()
   commit = common.provenance_record(t0)['commit']
   panel = perception.spec_panel(spec, dataset)
@@ -77,9 +106,19 @@ def reference_experiment(spec, dataset: str, previous: dict | None = None) -> di
     robust_wd = panel.get(f'robust_{norm}', '')
     if not robust_wd:
       continue
-    robust_results = common.read_json(os.path.join(robust_wd, 'results.json'))
-    eps = float(robust_results['train_attack']['eps'])
+    robust_path = os.path.join(robust_wd, 'results.json')
+    if os.path.exists(robust_path):
+      eps = float(common.read_json(robust_path)['train_attack']['eps'])
+    else:
+      eps = _absent_run_row(earlier, robust_wd, f'robust_{norm}', norm, None,
+                            spec.reference_attack)['threat_eps']
     for role, wd in (('standard', panel.standard), (f'robust_{norm}', robust_wd)):
+      if not os.path.exists(os.path.join(wd, 'results.json')):
+        rows.append(_absent_run_row(earlier, wd, role, norm, eps, spec.reference_attack))
+        logging.warning('%s %s %s ε=%g: %s is not here; kept its evaluation from the earlier '
+                        'result file (commit %s)', dataset, role, norm, eps, wd,
+                        rows[-1]['eval_commit'])
+        continue
       train_results = common.read_json(os.path.join(wd, 'results.json'))
       same = [r for r in earlier
               if _same_evaluation(r, wd, train_results, norm, eps, spec.reference_attack)]
