@@ -76,7 +76,9 @@ def pgd_linf(p, x, y, key, num_steps, eps=0.3, step=0.01, random_start=True):
     z = z + step * jnp.sign(grad_x(z))
     return jnp.clip(jnp.clip(z, x - eps, x + eps), 0.0, 1.0)
 
-  return jax.lax.stop_gradient(jax.lax.fori_loop(0, num_steps, body, x0, unroll=True))
+  # An int unroll: JAX releases before unroll=True was accepted read it as 1.
+  z = jax.lax.fori_loop(0, num_steps, body, x0, unroll=max(1, num_steps))
+  return jax.lax.stop_gradient(z)
 
 
 def step_flops(num_steps: int, batch_size: int) -> float:
