@@ -7,7 +7,7 @@ JAX/flax versions setup.cfg declares. This module imports only jax and numpy,
 so the same computation can be timed under any JAX release, e.g. in a side
 environment:
 
-    python -m venv /tmp/jax0431 && /tmp/jax0431/bin/pip install 'jax[cpu]==0.4.31'
+    python -m venv /tmp/jax0431 && /tmp/jax0431/bin/pip install 'jax[cpu]==0.4.31' 'numpy<2.1'
     /tmp/jax0431/bin/python -m tradeoff.bench_xla --output=figures/results/bench_xla_jax0431.json
 
 The step is tradeoff's, written out: the Madry et al. MNIST CNN (5×5 convs
@@ -140,6 +140,15 @@ def bench(num_steps, batch_size=128, seconds=10.0):
           'gflops': flops / per_step / 1e9}
 
 
+def _cpu_name() -> str:
+  try:
+    with open('/proc/cpuinfo') as f:
+      names = [l.split(':', 1)[1].strip() for l in f if l.startswith('model name')]
+    return names[0] if names else platform.processor()
+  except OSError:
+    return platform.processor()
+
+
 def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   ap.add_argument('--pgd_steps', default='7', help='comma-separated PGD step counts')
@@ -152,10 +161,11 @@ def main(argv=None):
   peak = max(peak, matmul_peak())
   for r in rows:
     r['share_of_peak'] = r['gflops'] / peak
-  out = {'jax': jax.__version__, 'python': platform.python_version(),
+  out = {'jax': jax.__version__, 'python': platform.python_version(), 'cpu': _cpu_name(),
          'cpu_count': os.cpu_count(), 'xla_flags': os.environ.get('XLA_FLAGS', ''),
          'matmul_peak_gflops': peak, 'steps': rows}
-  print(f"jax {out['jax']}; f32 matmul peak {peak:.1f} GFLOP/s")
+  print(f"jax {out['jax']} on {out['cpu']} ({out['cpu_count']} cores); "
+        f"f32 matmul peak {peak:.1f} GFLOP/s")
   for r in rows:
     print(f"{r['name']:>8}: {r['images_per_s']:7.1f} images/s, {r['gflops']:6.1f} GFLOP/s, "
           f"{100 * r['share_of_peak']:.1f} % of peak, compile {r['compile_s']:.2f} s")
