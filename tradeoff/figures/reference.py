@@ -51,14 +51,11 @@ def strong_eval_config(workdir: str, norm: str, eps: float, atk_spec):
   return config
 
 
-def _same_evaluation(row: dict, wd: str, train_results: dict, norm: str, eps: float,
-                    atk_spec) -> bool:
-  """Whether `row` (of an earlier result file) evaluated this trained model this way."""
+def _same_threat_and_attack(row: dict, wd: str, norm: str, eps: float, atk_spec) -> bool:
+  """Whether `row` (of an earlier result file) evaluated workdir `wd` at (norm, eps)
+  under the reference attack `atk_spec`."""
   atk, steps = row['eval_attack'], int(atk_spec.num_steps)
   return (row['workdir'] == wd and row['threat_norm'] == norm and row['threat_eps'] == eps
-          and row['train_commit'] == train_results['commit']
-          and row.get('train_time_s') == train_results.get('train_time_s')
-          and row.get('train_steps') == train_results.get('train_steps')
           and (atk['num_steps'], atk['restarts'], atk['random_start']) ==
           (steps, int(atk_spec.restarts), True)
           and abs(atk['step_size'] - float(atk_spec.rel_step_size) * eps / steps) < 1e-9
@@ -66,24 +63,26 @@ def _same_evaluation(row: dict, wd: str, train_results: dict, norm: str, eps: fl
                                                 row['num_examples']))
 
 
+def _same_evaluation(row: dict, wd: str, train_results: dict, norm: str, eps: float,
+                     atk_spec) -> bool:
+  """Whether `row` (of an earlier result file) evaluated this trained model this way."""
+  return (_same_threat_and_attack(row, wd, norm, eps, atk_spec)
+          and row['train_commit'] == train_results['commit']
+          and row.get('train_time_s') == train_results.get('train_time_s')
+          and row.get('train_steps') == train_results.get('train_steps'))
+
+
 def _absent_run_row(earlier: list[dict], wd: str, role: str, norm: str, eps: float | None,
                     atk_spec) -> dict:
   """The earlier row of a run whose workdir is not on this machine.
 
   Its trained model cannot be checked against the row, so the row is kept only
-  if it evaluated that workdir in that role under the same attack; otherwise
-  the error names the workdir.
+  if it evaluated that workdir in that role under the same attack (at `eps`, or
+  at the row's own ε when `eps` is None); otherwise the error names the workdir.
   """
-  steps = int(atk_spec.num_steps)
   for r in earlier:
-    atk = r['eval_attack']
-    r_eps = r['threat_eps'] if eps is None else eps
-    if (r['workdir'] == wd and r['role'] == role and r['threat_norm'] == norm
-        and r['threat_eps'] == r_eps
-        and (atk['num_steps'], atk['restarts'], atk['random_start']) ==
-        (steps, int(atk_spec.restarts), True)
-        and abs(atk['step_size'] - float(atk_spec.rel_step_size) * r_eps / steps) < 1e-9
-        and r['num_robust_examples'] == min(int(atk_spec.num_examples), r['num_examples'])):
+    if r['role'] == role and _same_threat_and_attack(
+        r, wd, norm, r['threat_eps'] if eps is None else eps, atk_spec):
       return r
   raise FileNotFoundError(
       f'{os.path.join(wd, "results.json")} does not exist and the result file holds no '
