@@ -25,6 +25,7 @@ import numpy as np
 import optax
 
 from tradeoff import attacks
+from tradeoff import bench_xla
 from tradeoff import data
 from tradeoff import losses
 from tradeoff import models
@@ -39,20 +40,6 @@ _SHOW = flags.DEFINE_string('show', None, 'Print the table of an existing bench 
 _MODE = flags.DEFINE_enum('mode', 'steps', ['steps', 'layers'],
                           'steps: the training steps; layers: what limits them (each conv layer '
                           'forward / input gradient / kernel gradient, and PGD restarts).')
-
-
-def matmul_peak(n: int = 2048, seconds: float = 3.0) -> float:
-  """Best observed f32 GFLOP/s of an n×n by n×n matmul."""
-  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-  b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
-  dot = jax.jit(jnp.dot)
-  dot(a, b).block_until_ready()
-  best, t_end = float('inf'), time.perf_counter() + seconds
-  while time.perf_counter() < t_end:
-    t0 = time.perf_counter()
-    dot(a, b).block_until_ready()
-    best = min(best, time.perf_counter() - t0)
-  return 2 * n ** 3 / best / 1e9
 
 
 def bench_step(num_steps: int, batch_size: int, seconds: float) -> dict:
@@ -168,7 +155,7 @@ def main(argv):
     print(format_layers(stored) if 'convolutions' in stored else format_table(stored))
     return
   if _MODE.value == 'layers':
-    peak = matmul_peak()
+    peak = bench_xla.matmul_peak()
     out = {'device': provenance.device_description(), 'commit': provenance.git_commit(),
            'versions': provenance.versions(), 'xla_flags': os.environ.get('XLA_FLAGS', ''),
            'batch_size': _BATCH.value, 'matmul_peak_gflops': peak,
@@ -176,11 +163,11 @@ def main(argv):
     print(format_layers(out))
     _write(out)
     return
-  peak = matmul_peak()
+  peak = bench_xla.matmul_peak()
   rows = []
   for k in [0] + [int(s) for s in _STEPS.value]:
     rows.append(bench_step(k, _BATCH.value, _SECONDS.value))
-  peak_after = matmul_peak()
+  peak_after = bench_xla.matmul_peak()
   out = {'device': provenance.device_description(), 'commit': provenance.git_commit(),
          'versions': provenance.versions(), 'xla_flags': os.environ.get('XLA_FLAGS', ''),
          'model': 'madry_cnn', 'dtype': 'float32', 'norm': 'linf', 'eps': 0.3,
