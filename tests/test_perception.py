@@ -201,6 +201,40 @@ def test_reference_table_evaluates_both_models_under_the_robust_models_threat(sm
     reference.run(spec, ['fashion_mnist'], str(root / 'ref'), plot_only=True)
 
 
+def test_reference_table_uses_a_runs_own_evaluation_under_the_same_attack(
+    smoke_models, mnist_dir, monkeypatch):
+  from tradeoff.figures import reference  # pylint: disable=g-import-not-at-top
+  root, dirs = smoke_models
+  # A robust run whose final evaluation is the table's attack (smoke: PGD-3,
+  # 2 restarts, step 2.5ε/3) on 30 robust and all 10 000 clean test images.
+  c = configlib.load(os.path.join(REPO, 'configs', 'mnist_linf.py:smoke'))
+  c.data.data_dir = mnist_dir
+  c.model.width = 0.25
+  c.progress_bar, c.tensorboard = False, False
+  c.num_eval_examples, c.num_robust_eval_examples = 0, 30
+  wd = str(root / 'robust_own_eval')
+  own = train.train_and_evaluate(c, wd)
+  calls = []
+  real_evaluate = reference.evaluate.evaluate_run
+  def counting_evaluate(config, workdir):
+    calls.append(workdir)
+    return real_evaluate(config, workdir)
+  monkeypatch.setattr(reference.evaluate, 'evaluate_run', counting_evaluate)
+  spec = _spec({**dirs, 'robust_linf': wd})
+  reference.run(spec, ['mnist'], str(root / 'ref_own'), plot_only=False)
+  assert calls == [dirs['standard']]   # the robust run is not evaluated again
+  _, rob = json.load(open(os.path.join(root, 'ref_own', 'reference_mnist.json')))['rows']
+  assert rob['workdir'] == wd and rob['eval_commit'] == own['commit']
+  assert (rob['clean_accuracy'], rob['robust_accuracy']) == (own['clean_accuracy'],
+                                                             own['robust_accuracy'])
+  assert rob['num_examples'] == 10000 and rob['num_robust_examples'] == 30
+  assert rob['checkpoint_step'] == own['train_steps']
+  # Another step size is another attack: the checkpoint is evaluated.
+  spec.reference_attack.rel_step_size = 2.0
+  reference.run(spec, ['mnist'], str(root / 'ref_own'), plot_only=False)
+  assert calls[1:] == [dirs['standard'], wd]
+
+
 def test_default_reference_spec_uses_the_full_size_mnist_models():
   from tradeoff.figures import reference  # pylint: disable=g-import-not-at-top
   spec = perception.load_spec(None, reference.DEFAULT_SPEC)

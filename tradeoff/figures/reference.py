@@ -11,7 +11,9 @@ under the same attack: the robust model's training norm and ε, PGD with
 `reference_attack.restarts` random restarts, on the first
 `reference_attack.num_examples` test images (clean accuracy on all of them).
 A sweep's standard run is evaluated at its own ε = 0 only, so this is where
-its robust accuracy comes from. An evaluation already in the dataset's result
+its robust accuracy comes from. A run whose own final evaluation already used
+that attack at that norm and ε (clean accuracy on the whole test set) is not
+evaluated again: its results.json gives the row. An evaluation already in the dataset's result
 file (same workdir, same trained run, same attack) is kept, not repeated; each
 row records the commit it was evaluated at (`eval_commit`). Checkpoints are not
 committed, so a model whose workdir is not on this machine keeps its row from
@@ -72,6 +74,28 @@ def _same_evaluation(row: dict, wd: str, train_results: dict, norm: str, eps: fl
           and row.get('train_steps') == train_results.get('train_steps'))
 
 
+def _own_evaluation(train_results: dict, wd: str, norm: str, eps: float,
+                    atk_spec) -> dict | None:
+  """The run's own final evaluation (its results.json), in evaluate_run's keys, if
+  it used the reference attack at (norm, eps) with clean accuracy on the whole
+  test set; None otherwise (the table then evaluates the checkpoint itself)."""
+  atk = train_results.get('eval_attack')
+  if not atk or train_results.get('robust_accuracy') is None:
+    return None
+  n = train_results['num_examples']
+  as_row = {'workdir': wd, 'threat_norm': atk['norm'], 'threat_eps': atk['eps'],
+            'eval_attack': atk, 'num_examples': n,
+            'num_robust_examples': train_results.get('num_robust_examples', n)}
+  if (not _same_threat_and_attack(as_row, wd, norm, eps, atk_spec)
+      or n != train_results['data']['num_test']):
+    return None
+  return {**{k: train_results[k] for k in ('clean_accuracy', 'robust_accuracy', 'eval_attack',
+                                            'num_examples')},
+          'num_robust_examples': as_row['num_robust_examples'],
+          'wall_time_s': train_results['eval_time_s'],
+          'checkpoint_step': train_results['train_steps']}
+
+
 def _absent_run_row(earlier: list[dict], wd: str, role: str, norm: str, eps: float | None,
                     atk_spec) -> dict:
   """The earlier row of a run whose workdir is not on this machine.
@@ -126,8 +150,16 @@ def reference_experiment(spec, dataset: str, previous: dict | None = None) -> di
         logging.info('%s %s %s ε=%g: kept from the earlier result file (commit %s)', dataset,
                      role, norm, eps, same[0]['eval_commit'])
         continue
-      res = evaluate.evaluate_run(strong_eval_config(wd, norm, eps, spec.reference_attack), wd)
-      jax.clear_caches()
+      res = _own_evaluation(train_results, wd, norm, eps, spec.reference_attack)
+      if res is not None:
+        logging.info('%s %s %s ε=%g: %s was evaluated under this attack by its own run; '
+                     'using that evaluation', dataset, role, norm, eps, wd)
+        eval_commit = train_results['commit']
+      else:
+        res = evaluate.evaluate_run(strong_eval_config(wd, norm, eps, spec.reference_attack),
+                                    wd)
+        jax.clear_caches()
+        eval_commit = commit
       rows.append({
           'dataset': dataset, 'threat_norm': norm, 'threat_eps': eps, 'role': role,
           'workdir': wd, 'train_attack': train_results['train_attack'],
@@ -140,7 +172,7 @@ def reference_experiment(spec, dataset: str, previous: dict | None = None) -> di
           'num_robust_examples': res.get('num_robust_examples', res['num_examples']),
           'eval_attack': res['eval_attack'], 'eval_time_s': res['wall_time_s'],
           'checkpoint_step': res['checkpoint_step'], 'train_commit': train_results['commit'],
-          'eval_commit': commit})
+          'eval_commit': eval_commit})
       logging.info('%s %s %s ε=%g: clean %.4f robust %.4f', dataset, role, norm, eps,
                    res['clean_accuracy'], res['robust_accuracy'])
   if not rows:
