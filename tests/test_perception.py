@@ -240,7 +240,7 @@ def test_default_reference_spec_uses_the_full_size_mnist_models():
   spec = perception.load_spec(None, reference.DEFAULT_SPEC)
   figures_spec = perception.load_spec(None)
   assert spec.mnist.standard == 'runs/sweeps/reference_mnist_linf_cpu/attack.eps=0'
-  assert spec.mnist.robust_linf == 'runs/sweeps/reference_mnist_linf_cpu_pgd3/attack.eps=0.3'
+  assert spec.mnist.robust_linf == 'runs/sweeps/reference_mnist_linf_cpu_pgd7/attack.eps=0.3'
   assert spec.mnist.robust_l2 == figures_spec.mnist.robust_l2
   assert spec.cifar10.to_dict() == figures_spec.cifar10.to_dict()
   assert perception.spec_datasets(spec) == ['mnist', 'fashion_mnist', 'cifar10']
