@@ -82,3 +82,13 @@ def test_runs_saved_before_a_field_was_added_still_resume_and_count_as_finished(
   train.sync_config(c, str(tmp_path))  # no "different config" error
   c.model.keep_features = (0, 1)
   assert train.finished_results(c, str(tmp_path)) is None
+
+
+def test_fmt_eps_writes_cifar_radii_as_multiples_of_1_over_255():
+  from tradeoff.figures import common  # pylint: disable=g-import-not-at-top
+  assert common.fmt_eps(4 / 255) == '4/255' and common.fmt_eps(0.0156863) == '4/255'
+  assert common.fmt_eps(8 / 255) == '8/255'
+  # short decimals stay decimals, even where they are multiples of 1/255 (0.2 = 51/255)
+  assert [common.fmt_eps(e) for e in (0, 0.2, 0.3, 0.314, 1.5)] == ['0', '0.2', '0.3', '0.314',
+                                                                   '1.5']
+  assert common.fmt_eps(0.0123457) == '0.0123457'   # long, but not a multiple of 1/255

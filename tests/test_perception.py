@@ -129,6 +129,18 @@ def test_default_spec_loads_and_names_runs_of_the_sweeps():
   assert spec.mnist.large_eps_l2 == 4.0 and spec.cifar10.large_eps_l2 == 4.7
 
 
+def _record_evaluations(monkeypatch) -> list:
+  """Records each checkpoint evaluation of the reference table as (workdir, PGD steps)."""
+  from tradeoff.figures import reference  # pylint: disable=g-import-not-at-top
+  calls = []
+  real_evaluate = reference.evaluate.evaluate_run
+  def recording_evaluate(config, workdir):
+    calls.append((workdir, config.eval_attack.num_steps))
+    return real_evaluate(config, workdir)
+  monkeypatch.setattr(reference.evaluate, 'evaluate_run', recording_evaluate)
+  return calls
+
+
 def test_reference_table_evaluates_both_models_under_the_robust_models_threat(smoke_models,
                                                                              monkeypatch):
   from tradeoff.figures import reference  # pylint: disable=g-import-not-at-top
@@ -151,12 +163,7 @@ def test_reference_table_evaluates_both_models_under_the_robust_models_threat(sm
   assert std['eval_commit'] == res['commit']
 
   # Running again keeps the rows of the same models under the same attack ...
-  calls = []
-  real_evaluate = reference.evaluate.evaluate_run
-  def counting_evaluate(config, workdir):
-    calls.append((workdir, config.eval_attack.num_steps))
-    return real_evaluate(config, workdir)
-  monkeypatch.setattr(reference.evaluate, 'evaluate_run', counting_evaluate)
+  calls = _record_evaluations(monkeypatch)
   reference.run(_spec(dirs), ['mnist'], str(root / 'ref'), plot_only=False)
   assert not calls
   assert json.load(open(os.path.join(root, 'ref', 'reference_mnist.json')))['rows'] == res['rows']
@@ -214,15 +221,10 @@ def test_reference_table_uses_a_runs_own_evaluation_under_the_same_attack(
   c.num_eval_examples, c.num_robust_eval_examples = 0, 30
   wd = str(root / 'robust_own_eval')
   own = train.train_and_evaluate(c, wd)
-  calls = []
-  real_evaluate = reference.evaluate.evaluate_run
-  def counting_evaluate(config, workdir):
-    calls.append(workdir)
-    return real_evaluate(config, workdir)
-  monkeypatch.setattr(reference.evaluate, 'evaluate_run', counting_evaluate)
+  calls = _record_evaluations(monkeypatch)
   spec = _spec({**dirs, 'robust_linf': wd})
   reference.run(spec, ['mnist'], str(root / 'ref_own'), plot_only=False)
-  assert calls == [dirs['standard']]   # the robust run is not evaluated again
+  assert calls == [(dirs['standard'], 3)]   # the robust run is not evaluated again
   _, rob = json.load(open(os.path.join(root, 'ref_own', 'reference_mnist.json')))['rows']
   assert rob['workdir'] == wd and rob['eval_commit'] == own['commit']
   assert (rob['clean_accuracy'], rob['robust_accuracy']) == (own['clean_accuracy'],
@@ -232,7 +234,7 @@ def test_reference_table_uses_a_runs_own_evaluation_under_the_same_attack(
   # Another step size is another attack: the checkpoint is evaluated.
   spec.reference_attack.rel_step_size = 2.0
   reference.run(spec, ['mnist'], str(root / 'ref_own'), plot_only=False)
-  assert calls[1:] == [dirs['standard'], wd]
+  assert calls[1:] == [(dirs['standard'], 3), (wd, 3)]
 
 
 def test_default_reference_spec_uses_the_full_size_mnist_models():

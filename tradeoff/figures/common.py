@@ -43,3 +43,13 @@ def save_figure(fig, path: str) -> str:
 
 def subplots(*args, **kwargs):
   return plt.subplots(*args, **kwargs)
+
+
+def fmt_eps(eps: float) -> str:
+  """ε for labels: '4/255' for a multiple of 1/255 that has no short decimal form
+  (CIFAR-10's 0.0156863), else the shortest decimal ('0.3')."""
+  short = f'{eps:g}'
+  k = round(eps * 255)
+  if len(short) > 6 and k and abs(eps * 255 - k) < 1e-4:
+    return f'{k}/255'
+  return short

@@ -346,8 +346,8 @@ def _class_name(res: dict, k: int) -> str:
 
 def _role_label(role: str, rec: dict) -> str:
   eps = (rec['model'].get('train_attack') or {}).get('eps', 0.0)
-  return {'standard': 'standard', 'robust_linf': f'robust ℓ∞ (ε={eps:g})',
-          'robust_l2': f'robust ℓ2 (ε={eps:g})'}[role]
+  return {'standard': 'standard', 'robust_linf': f'robust ℓ∞ (ε={common.fmt_eps(eps)})',
+          'robust_l2': f'robust ℓ2 (ε={common.fmt_eps(eps)})'}[role]
 
 
 def plot_gradients(res: dict, path: str) -> str:
@@ -363,7 +363,9 @@ def plot_gradients(res: dict, path: str) -> str:
     axes[i, 0].set_ylabel(f"{_role_label(role, rec)}\nalign {rec['alignment']['abs_pearson']:.2f}",
                           fontsize=7)
   axes[0, 0].set_ylabel('input', fontsize=7)
-  fig.suptitle(f"{res['dataset']}: ∇ₓ loss (red +, blue −); align = mean |Pearson(∇ₓ, x)| "
+  one_channel = np.asarray(res['images']).shape[-1] == 1
+  shown = 'red +, blue −' if one_channel else 'each image ±3σ rescaled to [0, 1]'
+  fig.suptitle(f"{res['dataset']}: ∇ₓ loss ({shown}); align = mean |Pearson(∇ₓ, x)| "
                f"over {res['num_eval_examples']} test images", fontsize=9)
   return common.save_figure(fig, path)
 
@@ -382,7 +384,8 @@ def plot_adversarial(res: dict, path: str) -> str:
       for j in range(n):
         _show(axes[r, j], rec['shown_adversarial'][j],
               f"pred {_class_name(res, rec['shown_predictions'][j])}")
-      axes[r, 0].set_ylabel(f"{_role_label(role, rec)}\n{t['norm']} ε={t['eps']:g}\n"
+      axes[r, 0].set_ylabel(f"{_role_label(role, rec)}\n"
+                            f"{t['norm']} ε={common.fmt_eps(t['eps'])}\n"
                             f"indep.→target {rec['independent_says_target']:.0%}", fontsize=7)
       r += 1
   fig.suptitle(f"{res['dataset']}: targeted large-ε adversarial examples (PGD-"
@@ -401,7 +404,8 @@ def plot_interpolation(res: dict, path: str) -> str:
       _show(axes[i, j], row['path'][j], f"{row['p_target'][j]:.2f}", fontsize=6)
     axes[i, 0].set_ylabel(f"{_class_name(res, row['label'])}→"
                           f"{_class_name(res, row['target'])}", fontsize=7)
-  fig.suptitle(f"{res['dataset']}: from x to its {res['norm']} ε={res['eps']:g} targeted "
+  fig.suptitle(f"{res['dataset']}: from x to its {res['norm']} ε={common.fmt_eps(res['eps'])} "
+               f"targeted "
                f"adversarial example against the {res['model']['role']} model "
                f"(titles: its p(target))", fontsize=9)
   return common.save_figure(fig, path)

@@ -194,8 +194,9 @@ def table(results: list[dict]) -> str:
       copy = ' (approximate copy)' if (r.get('data') or {}).get('approximate_copy') else ''
       model = 'standard' if r['role'] == 'standard' else 'robust'
       lines.append(
-          f"| {r['dataset']}{copy} | {r['threat_norm']} ε = {r['threat_eps']:g} | {model} "
-          f"({r['train_attack']['eps']:g}) | {_params(r.get('num_params'))} | "
+          f"| {r['dataset']}{copy} | {r['threat_norm']} ε = {common.fmt_eps(r['threat_eps'])} "
+          f"| {model} "
+          f"({common.fmt_eps(r['train_attack']['eps'])}) | {_params(r.get('num_params'))} | "
           f"{r['clean_accuracy']:.2%} | "
           f"{r['robust_accuracy']:.2%} | {atk['name']} × {atk['restarts']} restarts, step "
           f"{atk['step_size']:.3g}, first {r['num_robust_examples']} test images | "

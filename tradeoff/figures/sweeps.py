@@ -57,7 +57,7 @@ def plot_figure1(res: dict, path: str) -> str:
       mean = [np.mean(v) for v in c[key]]
       lo = [np.min(v) for v in c[key]]
       hi = [np.max(v) for v in c[key]]
-      line, = ax.semilogx(c['n'], mean, 'o-', label=f'ε = {eps:g}')
+      line, = ax.semilogx(c['n'], mean, 'o-', label=f'ε = {common.fmt_eps(eps)}')
       ax.fill_between(c['n'], lo, hi, color=line.get_color(), alpha=0.2)
   axes[0].set_ylabel('standard test accuracy')
   axes[1].set_ylabel(f'robust accuracy (own ε; {_eval_label(res)})')
