@@ -257,11 +257,25 @@ def main(argv):
       print(f'  {states[r.name]:8s} {r.name}{reused}')
     return
   failed = []
-  if not _COLLECT_ONLY.value:
-    todo = [r for r in runs if states[r.name] != 'finished']
-    failed = launch(_SWEEP.value, todo, _ROOT.value, _PARALLEL.value)
   out = _OUTPUT.value or os.path.join('figures', 'results', f'{sweep.name}.json')
+  last_launch = None
+  todo = [] if _COLLECT_ONLY.value else [r for r in runs if states[r.name] != 'finished']
+  if todo:
+    t0 = time.time()
+    failed = launch(_SWEEP.value, todo, _ROOT.value, _PARALLEL.value)
+    # The elapsed time of the invocation that trained runs: the grid's time when
+    # it trained all of them (with --parallel > 1 the runs' own wall times
+    # overlap, so their sum is not that).
+    last_launch = {'started_at': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(t0)),
+                   'wall_time_s': time.time() - t0, 'parallel': _PARALLEL.value,
+                   'trained_runs': len(todo), 'partial_runs_resumed': counts['partial'],
+                   'commit': provenance.git_commit(),
+                   'device': provenance.device_description()}
+  elif os.path.exists(out):      # nothing trained now: keep the launch that trained it
+    with open(out) as f:
+      last_launch = json.load(f).get('last_launch')
   record = collect(sweep, runs, _SWEEP.value)
+  record['last_launch'] = last_launch
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   with open(out, 'w') as f:
     json.dump(record, f, indent=1)

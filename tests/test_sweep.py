@@ -88,9 +88,16 @@ def test_sweep_runs_skips_finished_resumes_partial_and_collects(sweep_file, tmp_
   assert first['config']['eps'] == 0.0 and first['config']['optim']['learning_rate'] == 0.05
   assert 0.0 <= first['robust_accuracy'] <= first['clean_accuracy'] <= 1.0
   assert first['commit'] and first['device'] and first['eval_attack']['name']
+  launched = res['last_launch']     # the grid's elapsed time, not the runs' summed time
+  assert (launched['parallel'], launched['trained_runs'], launched['partial_runs_resumed']) == (
+      2, 5, 0)
+  assert 0 < launched['wall_time_s'] and launched['commit'] and launched['device']
 
   log = _launch(sweep_file, root, out)  # everything finished: nothing is trained
   assert '[start]' not in log and "'finished': 5" in log
+  assert json.load(open(out))['last_launch'] == launched   # kept: this one trained nothing
+  _launch(sweep_file, root, out, '--collect_only')
+  assert json.load(open(out))['last_launch'] == launched
 
   # a run killed after its last checkpoint but before results.json resumes, not restarts
   victim = res['runs'][3]['workdir']
