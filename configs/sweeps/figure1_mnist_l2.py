@@ -1,6 +1,6 @@
 r"""Figure 1 (ℓ2), MNIST: standard accuracy vs training-set size for ε ∈ {0, 0.5, 1, 1.5, 2}.
 
-    python -m launch.sweep --sweep=configs/sweeps/figure1_mnist_l2.py
+    python -m launch.sweep --sweep=configs/sweeps/figure1_mnist_l2.py --parallel=2
     python -m tradeoff.figures figure1 --results=figures/results/figure1_mnist_l2.json
 
 Reduced scale so one grid fits this 2-core CPU in 90 minutes
