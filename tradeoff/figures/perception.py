@@ -405,8 +405,7 @@ def plot_interpolation(res: dict, path: str) -> str:
     axes[i, 0].set_ylabel(f"{_class_name(res, row['label'])}→"
                           f"{_class_name(res, row['target'])}", fontsize=7)
   fig.suptitle(f"{res['dataset']}: from x to its {res['norm']} ε={common.fmt_eps(res['eps'])} "
-               f"targeted "
-               f"adversarial example against the {res['model']['role']} model "
+               f"targeted adversarial example against the {res['model']['role']} model "
                f"(titles: its p(target))", fontsize=9)
   return common.save_figure(fig, path)
 

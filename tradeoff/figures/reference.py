@@ -13,9 +13,9 @@ under the same attack: the robust model's training norm and ε, PGD with
 A sweep's standard run is evaluated at its own ε = 0 only, so this is where
 its robust accuracy comes from. A run whose own final evaluation already used
 that attack at that norm and ε (clean accuracy on the whole test set) is not
-evaluated again: its results.json gives the row. An evaluation already in the dataset's result
-file (same workdir, same trained run, same attack) is kept, not repeated; each
-row records the commit it was evaluated at (`eval_commit`). Checkpoints are not
+evaluated again: its results.json gives the row. An evaluation already in the
+dataset's result file (same workdir, same trained run, same attack) is kept,
+not repeated; each row records the commit it was evaluated at (`eval_commit`). Checkpoints are not
 committed, so a model whose workdir is not on this machine keeps its row from
 the result file if that row used the same attack (a warning says so), and is
 an error naming the workdir otherwise.
@@ -195,8 +195,8 @@ def table(results: list[dict]) -> str:
       model = 'standard' if r['role'] == 'standard' else 'robust'
       lines.append(
           f"| {r['dataset']}{copy} | {r['threat_norm']} ε = {common.fmt_eps(r['threat_eps'])} "
-          f"| {model} "
-          f"({common.fmt_eps(r['train_attack']['eps'])}) | {_params(r.get('num_params'))} | "
+          f"| {model} ({common.fmt_eps(r['train_attack']['eps'])}) | "
+          f"{_params(r.get('num_params'))} | "
           f"{r['clean_accuracy']:.2%} | "
           f"{r['robust_accuracy']:.2%} | {atk['name']} × {atk['restarts']} restarts, step "
           f"{atk['step_size']:.3g}, first {r['num_robust_examples']} test images | "

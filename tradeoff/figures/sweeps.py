@@ -140,8 +140,9 @@ def table(result_files: list[str], where: dict[str, str] | None = None) -> str:
       n_rob = r.get('num_robust_examples', r['num_examples'])
       lines.append(
           f"| {res['sweep']['name']} | {cfg['data']['name']}{copy} | {atk['norm']} | "
-          f"{tr['eps']:g} | {r['clean_accuracy']:.2%} | {r['robust_accuracy']:.2%} "
-          f"({atk['eps']:g}) | {atk['name']} × {atk['restarts']}, step {atk['step_size']:.3g}, "
+          f"{common.fmt_eps(tr['eps'])} | {r['clean_accuracy']:.2%} | "
+          f"{r['robust_accuracy']:.2%} "
+          f"({common.fmt_eps(atk['eps'])}) | {atk['name']} × {atk['restarts']}, step {atk['step_size']:.3g}, "
           f"{n_rob} points | {r['train_time_s'] / 60:.1f} min | {r['commit'][:7]} |")
   return '\n'.join(lines) + '\n'
 
