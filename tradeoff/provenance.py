@@ -11,7 +11,13 @@ import jax
 
 @functools.lru_cache(maxsize=None)
 def git_commit() -> str:
-  """HEAD of the tradeoff checkout, with '-dirty' if tracked files changed, or 'unknown'."""
+  """HEAD of the tradeoff checkout, with '-dirty' if tracked files changed, or 'unknown'.
+
+  A copy of the code without its .git folder (e.g. rsynced to a cluster or an
+  accelerator host) can name its commit in $TRADEOFF_GIT_COMMIT; it is recorded
+  with a '(from TRADEOFF_GIT_COMMIT)' suffix so it is never mistaken for a
+  checked value.
+  """
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   try:
     run = lambda *a: subprocess.run(['git', '-C', root, *a], capture_output=True, text=True,
@@ -20,7 +26,8 @@ def git_commit() -> str:
     dirty = bool(run('status', '--porcelain', '--untracked-files=no'))
     return commit + ('-dirty' if dirty else '')
   except (OSError, subprocess.SubprocessError):
-    return 'unknown'
+    named = os.environ.get('TRADEOFF_GIT_COMMIT', '').strip()
+    return f'{named} (from TRADEOFF_GIT_COMMIT)' if named else 'unknown'
 
 
 def _cpu_name() -> str:
