@@ -88,7 +88,8 @@ def test_eval_counts_a_short_last_batch_exactly():
   params = module.init(jax.random.key(0), x[:1])['params']
   from tradeoff import attacks  # pylint: disable=g-import-not-at-top
   step = evaluation.make_eval_step(module, attacks.Attack(eps=0.0))
-  out = evaluation.evaluate(step, train.replicate(params, 2), train.replicate({}, 2), x, y,
+  n = jax.local_device_count()  # 2 fake CPU devices here; 1 on a 1-GPU host
+  out = evaluation.evaluate(step, train.replicate(params, n), train.replicate({}, n), x, y,
                             16, jax.random.key(0))
   expected = float(np.mean(np.argmax(np.asarray(module.apply({'params': params}, x)), -1) == y))
   assert out['num_examples'] == 37

@@ -17,6 +17,10 @@ from tradeoff import losses
 from tradeoff import models
 from tradeoff import train
 
+# conftest.py gives the CPU 2 fake devices; on a 1-GPU host the default backend has one.
+needs_two_devices = pytest.mark.skipif(
+    jax.local_device_count() < 2,
+    reason=f'needs 2 local devices, {jax.default_backend()} has {jax.local_device_count()}')
 
 
 def _setup(model, loss_name='pgd_at', norm='l2', eps=1.0, random_start=False):
@@ -27,6 +31,7 @@ def _setup(model, loss_name='pgd_at', norm='l2', eps=1.0, random_start=False):
   return losses.get(loss_name), ctx
 
 
+@needs_two_devices
 @pytest.mark.parametrize('model_name', ['madry_cnn', 'cifar_resnet'])
 def test_pmap_step_matches_single_device_step(model_name):
   assert jax.local_device_count() == 2
@@ -61,6 +66,7 @@ def test_pmap_step_matches_single_device_step(model_name):
   assert max(jax.tree.leaves(moved)) > 1e-4
 
 
+@needs_two_devices
 def test_train_step_traces_once_across_steps_and_warmup():
   """Steps, batches and the ε warm-up scale are traced values: one compilation."""
   traces = []
