@@ -3,6 +3,7 @@ r"""Throughput of the training step, against this machine's matmul peak.
     python -m tradeoff.bench [--batch_size=128] [--pgd_steps=7,40] [--output=figures/results/bench.json]
     python -m tradeoff.bench --cpu_devices=2     # pmap over one CPU device per core
     python -m tradeoff.bench --mode=layers --output=figures/results/bench_cpu_layers.json
+    python -m tradeoff.bench --mode=profile --output=figures/results/bench_cpu_profile.json
     python -m tradeoff.bench --show=figures/results/bench_cpu.json     # print a stored result
 
 Times the real pmapped train step (Madry et al. MNIST CNN, batch 128, ℓ∞
@@ -31,6 +32,7 @@ import numpy as np
 import optax
 
 from tradeoff import attacks
+from tradeoff import bench_profile
 from tradeoff import bench_xla
 from tradeoff import data
 from tradeoff import hostdevices
@@ -47,24 +49,29 @@ _SHOW = flags.DEFINE_string('show', None, 'Print the table of an existing bench 
 _CPU_DEVICES = flags.DEFINE_integer(
     'cpu_devices', 0, 'Split the CPU platform into this many devices and pmap the step over '
     'them (see tradeoff/hostdevices.py); 0 keeps JAX\'s default of one.')
-_MODE = flags.DEFINE_enum('mode', 'steps', ['steps', 'layers'],
-                          'steps: the training steps; layers: what limits them (each conv layer '
-                          'forward / input gradient / kernel gradient, and PGD restarts).')
+_MODE = flags.DEFINE_enum('mode', 'steps', ['steps', 'layers', 'profile'],
+                          'steps: the training steps; layers: each conv layer alone (forward / '
+                          'input gradient / kernel gradient) and PGD restarts; profile: the '
+                          'PGD-k step (first of --pgd_steps) op by op from a profiler trace.')
 
 
-def bench_step(num_steps: int, batch_size: int, seconds: float) -> dict:
-  """Images/s, compile seconds and GFLOP/s of one training step configuration."""
+def setup_step(num_steps: int, batch_size: int):
+  """The benchmarked step: (loss_fn, ctx, state, batch) for Madry CNN + PGD-k, ℓ∞ ε = 0.3."""
   module = models.MadryCNN(num_outputs=10, mean=(0.1307,), std=(0.3081,))
   attack = attacks.Attack(norm='linf', eps=0.3 if num_steps else 0.0, num_steps=num_steps,
                           step_size=0.01, restarts=1, random_start=True)
   loss_fn = losses.get('pgd_at' if num_steps else 'standard')
   ctx = losses.Context(module=module, attack=attack, config=ml_collections.ConfigDict())
-  tx = optax.adam(1e-3)
   rng = np.random.default_rng(0)
   x = rng.random((batch_size, 28, 28, 1), np.float32)
   y = rng.integers(0, 10, batch_size).astype(np.int32)
-  state = train.create_state(jax.random.key(0), module, x, tx)
-  batch = {'image': x, 'label': y}
+  state = train.create_state(jax.random.key(0), module, x, optax.adam(1e-3))
+  return loss_fn, ctx, state, {'image': x, 'label': y}
+
+
+def bench_step(num_steps: int, batch_size: int, seconds: float) -> dict:
+  """Images/s, compile seconds and GFLOP/s of one training step configuration."""
+  loss_fn, ctx, state, batch = setup_step(num_steps, batch_size)
 
   # FLOPs of the same step, single device, from XLA:CPU's cost analysis (jit
   # compiles for the platform its arguments live on).
@@ -183,7 +190,17 @@ def main(argv):
   if _SHOW.value:
     with open(_SHOW.value) as f:
       stored = json.load(f)
-    print(format_layers(stored) if 'convolutions' in stored else format_table(stored))
+    if 'profile' in stored:
+      print(bench_profile.format_profile(stored))
+    else:
+      print(format_layers(stored) if 'convolutions' in stored else format_table(stored))
+    return
+  if _MODE.value == 'profile':
+    out = {'device': provenance.device_description(), 'commit': provenance.git_commit(),
+           'versions': provenance.versions(), 'xla_flags': os.environ.get('XLA_FLAGS', ''),
+           'profile': bench_profile.profile_step(setup_step, int(_STEPS.value[0]), _BATCH.value)}
+    print(bench_profile.format_profile(out))
+    _write(out)
     return
   if _MODE.value == 'layers':
     peak = max(peak_gflops().values())

@@ -1,0 +1,54 @@
+"""tradeoff.bench: the benchmarked step, its FLOP counts, and the op-time profile."""
+import pytest
+
+from tradeoff import bench
+from tradeoff import bench_profile
+from tradeoff import bench_xla
+
+_HLO = '''
+ENTRY %main {
+  %ynn_fusion.84 = f32[128,14,14,64]{3,2,1,0} fusion(%a, %b), kind=kCustom, calls=%fc.84, metadata={op_name="pmap(step)/jit(_fun)/jvp(MadryCNN)/Conv_1/conv_general_dilated" stack_frame_id=1}
+  %add.3 = f32[10]{0} add(%c, %d), metadata={op_name="jit(_fun)/closed_call/transpose(jvp(MadryCNN))/Dense_1/add"}
+  %copy.1 = f32[10]{0} copy(%add.3)
+}
+'''
+
+
+def test_op_labels_name_the_jax_op_and_shape():
+  labels = bench_profile.op_labels(_HLO)
+  assert labels == {
+      'ynn_fusion.84': 'jvp(MadryCNN)/Conv_1/conv_general_dilated -> f32[128,14,14,64]',
+      'add.3': 'transpose(jvp(MadryCNN))/Dense_1/add -> f32[10]'}
+
+
+def test_aggregate_adds_durations_per_label_and_step():
+  labels = bench_profile.op_labels(_HLO)
+  events = [{'ph': 'X', 'name': 'ynn_fusion.84', 'dur': 3000},
+            {'ph': 'X', 'name': 'ynn_fusion.84', 'dur': 1000},
+            {'ph': 'X', 'name': 'add.3', 'dur': 1000},
+            {'ph': 'X', 'name': 'ThunkExecutor::Execute', 'dur': 99000},  # not an HLO op
+            {'ph': 'i', 'name': 'add.3'}]
+  ops = bench_profile.aggregate(events, labels, num_steps=2)
+  assert [o['op'] for o in ops] == [labels['ynn_fusion.84'], labels['add.3']]
+  assert ops[0]['ms_per_step'] == pytest.approx(2.0)
+  assert ops[0]['calls_per_step'] == pytest.approx(1.0)
+  assert ops[1]['ms_per_step'] == pytest.approx(0.5)
+  assert sum(o['share'] for o in ops) == pytest.approx(1.0)
+
+
+def test_profile_of_a_real_step_finds_the_convolutions():
+  out = bench_profile.profile_step(bench.setup_step, num_steps=1, batch_size=8, repeats=2)
+  labels = [o['op'] for o in out['ops']]
+  assert any('Conv_1/conv_general_dilated' in label for label in labels), labels[:10]
+  assert any(label.startswith('transpose(') for label in labels), labels[:10]
+  assert out['op_ms_per_step'] > 0
+  assert sum(o['share'] for o in out['ops']) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize('num_steps', [0, 7])
+def test_xla_count_is_the_dense_count_without_same_padding(num_steps):
+  """XLA:CPU counts only multiply-adds on real pixels: below the dense count, by < 20 %."""
+  step = bench.bench_step(num_steps, batch_size=8, seconds=0.0)
+  dense = bench_xla.step_flops(num_steps, 8) / 1e9
+  assert step['dense_gflop_per_step'] == pytest.approx(dense)
+  assert 0.8 * dense < step['gflop_per_step'] < dense
