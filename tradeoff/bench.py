@@ -1,7 +1,6 @@
 r"""Throughput of the training step, against this machine's matmul peak.
 
     python -m tradeoff.bench [--batch_size=128] [--pgd_steps=7,40] [--output=figures/results/bench.json]
-    python -m tradeoff.bench --cpu_devices=2     # pmap over one CPU device per core
     python -m tradeoff.bench --mode=layers --output=figures/results/bench_cpu_layers.json
     python -m tradeoff.bench --mode=profile --output=figures/results/bench_cpu_profile.json
     python -m tradeoff.bench --show=figures/results/bench_cpu.json     # print a stored result
@@ -35,7 +34,6 @@ from tradeoff import attacks
 from tradeoff import bench_profile
 from tradeoff import bench_xla
 from tradeoff import data
-from tradeoff import hostdevices
 from tradeoff import losses
 from tradeoff import models
 from tradeoff import provenance
@@ -46,9 +44,6 @@ _STEPS = flags.DEFINE_list('pgd_steps', ['7', '40'], 'PGD step counts to benchma
 _SECONDS = flags.DEFINE_float('seconds', 10.0, 'Minimum timed seconds per configuration.')
 _OUTPUT = flags.DEFINE_string('output', 'figures/results/bench.json', 'JSON output path.')
 _SHOW = flags.DEFINE_string('show', None, 'Print the table of an existing bench JSON and exit.')
-_CPU_DEVICES = flags.DEFINE_integer(
-    'cpu_devices', 0, 'Split the CPU platform into this many devices and pmap the step over '
-    'them (see tradeoff/hostdevices.py); 0 keeps JAX\'s default of one.')
 _MODE = flags.DEFINE_enum('mode', 'steps', ['steps', 'layers', 'profile'],
                           'steps: the training steps; layers: each conv layer alone (forward / '
                           'input gradient / kernel gradient) and PGD restarts; profile: the '
@@ -186,7 +181,6 @@ def format_table(out: dict) -> str:
 
 def main(argv):
   del argv
-  hostdevices.use_cpu_devices(_CPU_DEVICES.value)
   if _SHOW.value:
     with open(_SHOW.value) as f:
       stored = json.load(f)

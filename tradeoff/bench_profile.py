@@ -1,6 +1,6 @@
 r"""Where the benchmarked training step's time goes, op by op, from a profiler trace.
 
-    python -m tradeoff.bench --mode=profile [--cpu_devices=2] [--pgd_steps=7] \
+    python -m tradeoff.bench --mode=profile [--pgd_steps=7] \
         --output=figures/results/bench_cpu_profile.json
 
 Runs tradeoff.bench's step (Madry CNN, PGD-k with k the first of --pgd_steps)

@@ -4,14 +4,11 @@ r"""Trains and evaluates one experiment.
         [--config.eps=0.1] [--config.attack.num_steps=20] [--config.loss.name=trades]
 
 Running the same command again resumes from the last checkpoint in --workdir.
-On a CPU host, --cpu_devices=N (e.g. the number of cores) runs the pmapped step
-on N CPU devices at once; see tradeoff/hostdevices.py.
 """
 from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from tradeoff import hostdevices
 from tradeoff import train
 from tradeoff import writers
 
@@ -19,16 +16,12 @@ _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file, e.g. configs/mnist_linf.py[:smoke].',
     lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics and results.')
-_CPU_DEVICES = flags.DEFINE_integer(
-    'cpu_devices', 0, 'Split the CPU platform into this many JAX devices (pmap runs on all of '
-    'them); 0 keeps JAX\'s default of one. No effect on GPU/TPU hosts.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  hostdevices.use_cpu_devices(_CPU_DEVICES.value)
   writers.quiet_library_logs()
   train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
