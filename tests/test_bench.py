@@ -6,7 +6,15 @@ from tradeoff import bench_profile
 from tradeoff import bench_xla
 
 _HLO = '''
+%fused_computation.38 (param_0: f32[128,14,14,64], param_1: f32[5,5,64,32]) -> f32[128,14,2,14,2,32] {
+  %param_0 = f32[128,14,14,64]{3,2,1,0} parameter(0)
+  %param_1 = f32[5,5,64,32]{3,2,1,0} parameter(1)
+  %convolution.25 = f32[128,14,14,32]{3,2,1,0} convolution(%param_0, %param_1), window={size=5x5 pad=2_2x2_2}, dim_labels=b01f_01io->b01f, metadata={op_name="jit(_fun)/jvp()/closed_call/transpose(jvp(MadryCNN))/Conv_1/conv_general_dilated"}
+  ROOT %broadcast.92 = f32[128,14,2,14,2,32]{5,4,3,2,1,0} broadcast(%convolution.25), dimensions={0,1,3,5}, metadata={op_name="jit(_fun)/transpose(jvp(MadryCNN))/broadcast_in_dim"}
+}
+
 ENTRY %main {
+  %ynn_fusion.38 = f32[128,14,2,14,2,32]{5,4,3,2,1,0} fusion(%x, %k), kind=kCustom, calls=%fused_computation.38, metadata={op_name="jit(_fun)/jvp(MadryCNN)/reduce_sum"}
   %ynn_fusion.84 = f32[128,14,14,64]{3,2,1,0} fusion(%a, %b), kind=kCustom, calls=%fc.84, metadata={op_name="pmap(step)/jit(_fun)/jvp(MadryCNN)/Conv_1/conv_general_dilated" stack_frame_id=1}
   %add.3 = f32[10]{0} add(%c, %d), metadata={op_name="jit(_fun)/closed_call/transpose(jvp(MadryCNN))/Dense_1/add"}
   %copy.1 = f32[10]{0} copy(%add.3)
@@ -16,9 +24,13 @@ ENTRY %main {
 
 def test_op_labels_name_the_jax_op_and_shape():
   labels = bench_profile.op_labels(_HLO)
-  assert labels == {
-      'ynn_fusion.84': 'jvp(MadryCNN)/Conv_1/conv_general_dilated -> f32[128,14,14,64]',
-      'add.3': 'transpose(jvp(MadryCNN))/Dense_1/add -> f32[10]'}
+  assert labels['ynn_fusion.84'] == 'jvp(MadryCNN)/Conv_1/conv_general_dilated -> f32[128,14,14,64]'
+  assert labels['add.3'] == 'transpose(jvp(MadryCNN))/Dense_1/add -> f32[10]'
+  assert labels['copy.1'] == 'copy (no op_name) -> f32[10]'
+  # A fusion is named by the convolution inside it, then by its root.
+  assert labels['ynn_fusion.38'] == (
+      'transpose(jvp(MadryCNN))/Conv_1/conv_general_dilated -> f32[128,14,14,32]'
+      ' + jvp(MadryCNN)/reduce_sum -> f32[128,14,2,14,2,32]')
 
 
 def test_aggregate_adds_durations_per_label_and_step():

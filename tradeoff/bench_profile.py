@@ -26,15 +26,36 @@ import jax
 from tradeoff import data
 from tradeoff import train
 
-_INSTRUCTION = re.compile(r'^\s*%?([\w.\-]+) = (\S+) [\w\-]+\(.*?op_name="([^"]*)"', re.M)
+_INSTRUCTION = re.compile(r'^\s*(?:ROOT )?%?([\w.\-]+) = (\(.*?\)|\S+) ([\w\-]+)\((.*)$', re.M)
+_OP_NAME = re.compile(r'op_name="([^"]*)"')
+_CALLS = re.compile(r'calls=%?([\w.\-]+)')
+_COMPUTATION = re.compile(r'^%?([\w.\-]+) \(.*?\) -> .*?\{\n(.*?)\n\}', re.M | re.S)
 _WRAPPERS = re.compile(r'(?:jit|pmap)\([^()]*\)/|(?:jvp\(\)|closed_call|shard_map)/')
 
 
+def _label(shape: str, op: str, rest: str) -> str:
+  shape = re.sub(r'\{[^{}]*\}', '', shape)  # drop layouts
+  m = _OP_NAME.search(rest)
+  return f'{_WRAPPERS.sub("", m.group(1)) if m else op + " (no op_name)"} -> {shape}'
+
+
 def op_labels(hlo_text: str) -> dict[str, str]:
-  """HLO instruction name -> 'op_name -> shape' for every instruction with metadata."""
+  """HLO instruction name -> 'op_name -> shape' (or 'opcode (no op_name) -> shape').
+
+  A fusion that contains convolutions or dots is named by them, then by its
+  root: e.g. conv2's input gradient fused with the max-pool's backward pass is
+  `transpose(jvp(MadryCNN))/Conv_1/conv_general_dilated -> f32[...] + reduce_sum -> ...`.
+  """
+  heavy = {}  # computation name -> labels of its convolutions and dots
+  for comp, body in _COMPUTATION.findall(hlo_text):
+    heavy[comp] = [_label(shape, op, rest) for _, shape, op, rest in _INSTRUCTION.findall(body)
+                   if op in ('convolution', 'dot')]
   labels = {}
-  for name, shape, op_name in _INSTRUCTION.findall(hlo_text):
-    labels[name] = f'{_WRAPPERS.sub("", op_name)} -> {shape.split("{")[0]}'
+  for name, shape, op, rest in _INSTRUCTION.findall(hlo_text):
+    calls = _CALLS.search(rest)
+    inner = heavy.get(calls.group(1), []) if calls else []
+    own = _label(shape, op, rest)
+    labels[name] = ' + '.join(dict.fromkeys(inner + [own]))
   return labels
 
 
