@@ -1,7 +1,7 @@
-"""tradeoff.bench: the benchmarked step, its FLOP counts, and the op-time profile."""
+"""tradeoff.bench (benchmarks, bench_profile): the benchmarked step, its FLOP counts, and the op-time profile."""
 import pytest
 
-from tradeoff import bench
+from tradeoff import benchmarks
 from tradeoff import bench_profile
 from tradeoff import bench_xla
 
@@ -49,7 +49,7 @@ def test_aggregate_adds_durations_per_label_and_step():
 
 
 def test_profile_of_a_real_step_finds_the_convolutions():
-  out = bench_profile.profile_step(bench.setup_step, num_steps=1, batch_size=8, repeats=2)
+  out = bench_profile.profile_step(benchmarks.setup_step, num_steps=1, batch_size=8, repeats=2)
   labels = [o['op'] for o in out['ops']]
   assert any('Conv_1/conv_general_dilated' in label for label in labels), labels[:10]
   assert any(label.startswith('transpose(') for label in labels), labels[:10]
@@ -60,7 +60,7 @@ def test_profile_of_a_real_step_finds_the_convolutions():
 @pytest.mark.parametrize('num_steps', [0, 7])
 def test_xla_count_is_the_dense_count_without_same_padding(num_steps):
   """XLA:CPU counts only multiply-adds on real pixels: below the dense count, by < 20 %."""
-  step = bench.bench_step(num_steps, batch_size=8, seconds=0.0)
+  step = benchmarks.bench_step(num_steps, batch_size=8, seconds=0.0)
   dense = bench_xla.step_flops(num_steps, 8) / 1e9
   assert step['dense_gflop_per_step'] == pytest.approx(dense)
   assert 0.8 * dense < step['gflop_per_step'] < dense

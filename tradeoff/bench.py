@@ -20,24 +20,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 from absl import app
 from absl import flags
-import jax
-import jax.numpy as jnp
-import ml_collections
-import numpy as np
-import optax
 
-from tradeoff import attacks
 from tradeoff import bench_profile
-from tradeoff import bench_xla
-from tradeoff import data
-from tradeoff import losses
-from tradeoff import models
+from tradeoff import benchmarks
 from tradeoff import provenance
-from tradeoff import train
 
 _BATCH = flags.DEFINE_integer('batch_size', 128, 'Global batch size.')
 _STEPS = flags.DEFINE_list('pgd_steps', ['7', '40'], 'PGD step counts to benchmark.')
@@ -50,135 +39,6 @@ _MODE = flags.DEFINE_enum('mode', 'steps', ['steps', 'layers', 'profile'],
                           'PGD-k step (first of --pgd_steps) op by op from a profiler trace.')
 
 
-def setup_step(num_steps: int, batch_size: int):
-  """The benchmarked step: (loss_fn, ctx, state, batch) for Madry CNN + PGD-k, ℓ∞ ε = 0.3."""
-  module = models.MadryCNN(num_outputs=10, mean=(0.1307,), std=(0.3081,))
-  attack = attacks.Attack(norm='linf', eps=0.3 if num_steps else 0.0, num_steps=num_steps,
-                          step_size=0.01, restarts=1, random_start=True)
-  loss_fn = losses.get('pgd_at' if num_steps else 'standard')
-  ctx = losses.Context(module=module, attack=attack, config=ml_collections.ConfigDict())
-  rng = np.random.default_rng(0)
-  x = rng.random((batch_size, 28, 28, 1), np.float32)
-  y = rng.integers(0, 10, batch_size).astype(np.int32)
-  state = train.create_state(jax.random.key(0), module, x, optax.adam(1e-3))
-  return loss_fn, ctx, state, {'image': x, 'label': y}
-
-
-def bench_step(num_steps: int, batch_size: int, seconds: float) -> dict:
-  """Images/s, compile seconds and GFLOP/s of one training step configuration."""
-  loss_fn, ctx, state, batch = setup_step(num_steps, batch_size)
-
-  # FLOPs of the same step, single device, from XLA:CPU's cost analysis (jit
-  # compiles for the platform its arguments live on).
-  single = jax.jit(lambda s, b, k: train.train_step(
-      s, b, k, loss_fn=loss_fn, ctx=ctx, augment=data.get_augmentation('none'), axis_name=None))
-  on_cpu = jax.device_put((state, batch, jax.random.key(1)), jax.devices('cpu')[0])
-  cost = single.lower(*on_cpu).compile().cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  flops = float(cost['flops'])
-  dense_flops = bench_xla.step_flops(num_steps, batch_size)
-
-  p_step = train.make_p_train_step(loss_fn, ctx, data.get_augmentation('none'))
-  num_devices = jax.local_device_count()
-  rstate = train.replicate(state, num_devices)
-  sharded = data.shard(batch, num_devices)
-  key = jax.random.key(1)
-  t0 = time.perf_counter()
-  rstate, m = p_step(rstate, sharded, key)
-  jax.block_until_ready(m)
-  first_call = time.perf_counter() - t0
-  for _ in range(2):  # warm-up
-    rstate, m = p_step(rstate, sharded, key)
-  jax.block_until_ready(m)
-  n, t0 = 0, time.perf_counter()
-  while time.perf_counter() - t0 < seconds or n < 3:
-    rstate, m = p_step(rstate, sharded, key)
-    n += 1
-  jax.block_until_ready(m)
-  per_step = (time.perf_counter() - t0) / n
-  return {'name': f'pgd{num_steps}' if num_steps else 'standard', 'pgd_steps': num_steps,
-          'batch_size': batch_size, 'timed_steps': n, 'seconds_per_step': per_step,
-          'images_per_s': batch_size / per_step, 'compile_s': first_call - per_step,
-          'gflop_per_step': flops / 1e9, 'gflops': flops / per_step / 1e9,
-          'dense_gflop_per_step': dense_flops / 1e9, 'dense_gflops': dense_flops / per_step / 1e9}
-
-
-def _timed(fn, *args, seconds: float = 3.0) -> float:
-  """Mean seconds per call of a jitted fn after warm-up."""
-  jax.block_until_ready(fn(*args))
-  jax.block_until_ready(fn(*args))
-  n, t0 = 0, time.perf_counter()
-  while time.perf_counter() - t0 < seconds or n < 3:
-    out = fn(*args)
-    n += 1
-  jax.block_until_ready(out)
-  return (time.perf_counter() - t0) / n
-
-
-def _flops(fn, *args) -> float:
-  cost = fn.lower(*args).compile().cost_analysis()
-  return float((cost[0] if isinstance(cost, (list, tuple)) else cost)['flops'])
-
-
-def bench_layers(batch_size: int, seconds: float) -> dict:
-  """GFLOP/s of the Madry CNN's convolutions, and PGD throughput with restarts."""
-  conv = lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), 'SAME',
-                                                   dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-  rows = []
-  for name, hw, cin, cout in (('conv1', 28, 1, 32), ('conv2', 14, 32, 64)):
-    x = jax.random.normal(jax.random.key(0), (batch_size, hw, hw, cin))
-    k = jax.random.normal(jax.random.key(1), (5, 5, cin, cout))
-    for part, fn in (('forward', jax.jit(conv)),
-                     ('input_grad', jax.jit(jax.grad(lambda x, k: conv(x, k).sum(), 0))),
-                     ('kernel_grad', jax.jit(jax.grad(lambda x, k: conv(x, k).sum(), 1)))):
-      t = _timed(fn, x, k, seconds=seconds)
-      rows.append({'layer': f'{name} 5x5 {cin}->{cout} {hw}x{hw}', 'part': part,
-                   'ms': 1e3 * t, 'gflops': _flops(fn, x, k) / t / 1e9})
-  module = models.MadryCNN(num_outputs=10, mean=(0.1307,), std=(0.3081,))
-  params = module.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))['params']
-  x = jax.random.uniform(jax.random.key(2), (batch_size, 28, 28, 1))
-  y = jnp.zeros(batch_size, jnp.int32)
-  restarts = []
-  for r in (1, 5):
-    atk = attacks.Attack(norm='linf', eps=0.3, num_steps=20, step_size=0.0375, restarts=r)
-    fn = jax.jit(lambda x, y, k, atk=atk: atk(lambda z: module.apply({'params': params}, z),
-                                            x, y, k))
-    t = _timed(fn, x, y, jax.random.key(3), seconds=seconds)
-    restarts.append({'attack': f'pgd20 x{r} restarts', 'image_steps_per_s': batch_size * r * 20 / t})
-  return {'convolutions': rows, 'attacks': restarts}
-
-
-def peak_gflops(seconds: float = 3.0) -> dict:
-  """f32 2048×2048 matmul GFLOP/s: on one device, and on every local device at once."""
-  one = bench_xla.matmul_peak(seconds=seconds)
-  n = jax.local_device_count()
-  if n == 1:
-    return {'one_device': one, 'all_devices': one}
-  a = jax.random.normal(jax.random.key(0), (n, 2048, 2048))
-  t = _timed(jax.pmap(jnp.dot), a, a, seconds=seconds)
-  return {'one_device': one, 'all_devices': n * 2 * 2048 ** 3 / t / 1e9}
-
-
-def format_table(out: dict) -> str:
-  """The benchmark as a Markdown table, from its JSON record."""
-  lines = [f"device: {out['device']}; jax {out['versions']['jax']}; "
-           f"XLA_FLAGS={out['xla_flags']!r}; commit {out['commit'][:12]}",
-           f"f32 matmul peak: {out['matmul_peak_gflops']:.1f} GFLOP/s (2048x2048 jnp.dot, "
-           f"best of before/after: {out['matmul_peak_gflops_before_after'][0]:.1f}/"
-           f"{out['matmul_peak_gflops_before_after'][1]:.1f})", '',
-           '| step | images/s | compile s | GFLOP/step | GFLOP/s | share of peak |'
-           + (' dense count: GFLOP/step, share |' if 'dense_gflops' in out['steps'][0] else ''),
-           '|---|---|---|---|---|---|' + ('---|' if 'dense_gflops' in out['steps'][0] else '')]
-  for r in out['steps']:
-    line = (f"| {r['name']} | {r['images_per_s']:.1f} | {r['compile_s']:.2f} | "
-            f"{r['gflop_per_step']:.2f} | {r['gflops']:.1f} | {100 * r['share_of_peak']:.1f} % |")
-    if 'dense_gflops' in r:
-      line += (f" {r['dense_gflop_per_step']:.2f}, "
-               f"{100 * r['dense_gflops'] / out['matmul_peak_gflops']:.1f} % |")
-    lines.append(line)
-  return '\n'.join(lines)
-
-
 def main(argv):
   del argv
   if _SHOW.value:
@@ -187,29 +47,31 @@ def main(argv):
     if 'profile' in stored:
       print(bench_profile.format_profile(stored))
     else:
-      print(format_layers(stored) if 'convolutions' in stored else format_table(stored))
+      fmt = benchmarks.format_layers if 'convolutions' in stored else benchmarks.format_table
+      print(fmt(stored))
     return
   if _MODE.value == 'profile':
     out = {'device': provenance.device_description(), 'commit': provenance.git_commit(),
            'versions': provenance.versions(), 'xla_flags': os.environ.get('XLA_FLAGS', ''),
-           'profile': bench_profile.profile_step(setup_step, int(_STEPS.value[0]), _BATCH.value)}
+           'profile': bench_profile.profile_step(benchmarks.setup_step, int(_STEPS.value[0]),
+                                                 _BATCH.value)}
     print(bench_profile.format_profile(out))
     _write(out)
     return
   if _MODE.value == 'layers':
-    peak = max(peak_gflops().values())
+    peak = max(benchmarks.peak_gflops().values())
     out = {'device': provenance.device_description(), 'commit': provenance.git_commit(),
            'versions': provenance.versions(), 'xla_flags': os.environ.get('XLA_FLAGS', ''),
            'batch_size': _BATCH.value, 'matmul_peak_gflops': peak,
-           **bench_layers(_BATCH.value, min(_SECONDS.value, 3.0))}
-    print(format_layers(out))
+           **benchmarks.bench_layers(_BATCH.value, min(_SECONDS.value, 3.0))}
+    print(benchmarks.format_layers(out))
     _write(out)
     return
-  peak = peak_gflops()
+  peak = benchmarks.peak_gflops()
   rows = []
   for k in [0] + [int(s) for s in _STEPS.value]:
-    rows.append(bench_step(k, _BATCH.value, _SECONDS.value))
-  peak_after = peak_gflops()
+    rows.append(benchmarks.bench_step(k, _BATCH.value, _SECONDS.value))
+  peak_after = benchmarks.peak_gflops()
   out = {'device': provenance.device_description(), 'commit': provenance.git_commit(),
          'versions': provenance.versions(), 'xla_flags': os.environ.get('XLA_FLAGS', ''),
          'model': 'madry_cnn', 'dtype': 'float32', 'norm': 'linf', 'eps': 0.3,
@@ -218,7 +80,7 @@ def main(argv):
          'matmul_peak_gflops_detail': {'before': peak, 'after': peak_after}, 'steps': rows}
   for r in rows:
     r['share_of_peak'] = r['gflops'] / out['matmul_peak_gflops']
-  print(format_table(out))
+  print(benchmarks.format_table(out))
   _write(out)
 
 
@@ -228,19 +90,6 @@ def _write(out: dict) -> None:
     with open(_OUTPUT.value, 'w') as f:
       json.dump(out, f, indent=2)
     print(f'wrote {_OUTPUT.value}')
-
-
-def format_layers(out: dict) -> str:
-  """The --mode=layers record as Markdown tables."""
-  lines = [f"device: {out['device']}; jax {out['versions']['jax']}; "
-           f"XLA_FLAGS={out['xla_flags']!r}; commit {out['commit'][:12]}; batch {out['batch_size']}; "
-           f"f32 matmul peak {out['matmul_peak_gflops']:.1f} GFLOP/s", '',
-           '| layer | part | ms | GFLOP/s |', '|---|---|---|---|']
-  lines += [f"| {r['layer']} | {r['part']} | {r['ms']:.2f} | {r['gflops']:.1f} |"
-            for r in out['convolutions']]
-  lines += ['', '| attack (Madry CNN) | image-steps/s |', '|---|---|']
-  lines += [f"| {r['attack']} | {r['image_steps_per_s']:.0f} |" for r in out['attacks']]
-  return '\n'.join(lines)
 
 
 if __name__ == '__main__':
