@@ -1,4 +1,4 @@
-"""tradeoff.bench (benchmarks, bench_profile): the benchmarked step, its FLOP counts, and the op-time profile."""
+"""tradeoff.bench (benchmarks, bench_profile): the step, its FLOP counts, its op-time profile."""
 import pytest
 
 from tradeoff import benchmarks
@@ -49,7 +49,7 @@ def test_aggregate_adds_durations_per_label_and_step():
 
 
 def test_profile_of_a_real_step_finds_the_convolutions():
-  out = bench_profile.profile_step(benchmarks.setup_step, num_steps=1, batch_size=8, repeats=2)
+  out = bench_profile.profile_step(num_steps=1, batch_size=8, repeats=2)
   labels = [o['op'] for o in out['ops']]
   assert any('Conv_1/conv_general_dilated' in label for label in labels), labels[:10]
   assert any(label.startswith('transpose(') for label in labels), labels[:10]

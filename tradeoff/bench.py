@@ -51,18 +51,14 @@ def main(argv):
       print(fmt(stored))
     return
   if _MODE.value == 'profile':
-    out = {'device': provenance.device_description(), 'commit': provenance.git_commit(),
-           'versions': provenance.versions(), 'xla_flags': os.environ.get('XLA_FLAGS', ''),
-           'profile': bench_profile.profile_step(benchmarks.setup_step, int(_STEPS.value[0]),
-                                                 _BATCH.value)}
+    out = {**_provenance(),
+           'profile': bench_profile.profile_step(int(_STEPS.value[0]), _BATCH.value)}
     print(bench_profile.format_profile(out))
     _write(out)
     return
   if _MODE.value == 'layers':
     peak = max(benchmarks.peak_gflops().values())
-    out = {'device': provenance.device_description(), 'commit': provenance.git_commit(),
-           'versions': provenance.versions(), 'xla_flags': os.environ.get('XLA_FLAGS', ''),
-           'batch_size': _BATCH.value, 'matmul_peak_gflops': peak,
+    out = {**_provenance(), 'batch_size': _BATCH.value, 'matmul_peak_gflops': peak,
            **benchmarks.bench_layers(_BATCH.value, min(_SECONDS.value, 3.0))}
     print(benchmarks.format_layers(out))
     _write(out)
@@ -72,9 +68,7 @@ def main(argv):
   for k in [0] + [int(s) for s in _STEPS.value]:
     rows.append(benchmarks.bench_step(k, _BATCH.value, _SECONDS.value))
   peak_after = benchmarks.peak_gflops()
-  out = {'device': provenance.device_description(), 'commit': provenance.git_commit(),
-         'versions': provenance.versions(), 'xla_flags': os.environ.get('XLA_FLAGS', ''),
-         'model': 'madry_cnn', 'dtype': 'float32', 'norm': 'linf', 'eps': 0.3,
+  out = {**_provenance(), 'model': 'madry_cnn', 'dtype': 'float32', 'norm': 'linf', 'eps': 0.3,
          'matmul_peak_gflops': max(*peak.values(), *peak_after.values()),
          'matmul_peak_gflops_before_after': [max(peak.values()), max(peak_after.values())],
          'matmul_peak_gflops_detail': {'before': peak, 'after': peak_after}, 'steps': rows}
@@ -82,6 +76,11 @@ def main(argv):
     r['share_of_peak'] = r['gflops'] / out['matmul_peak_gflops']
   print(benchmarks.format_table(out))
   _write(out)
+
+
+def _provenance() -> dict:
+  return {'device': provenance.device_description(), 'commit': provenance.git_commit(),
+          'versions': provenance.versions(), 'xla_flags': os.environ.get('XLA_FLAGS', '')}
 
 
 def _write(out: dict) -> None:

@@ -9,7 +9,8 @@ the time of every XLA op per step. An op is labelled by the JAX operation it
 was lowered from (the HLO `op_name` metadata, e.g.
 `transpose(jvp(MadryCNN))/Conv_0/conv_general_dilated` is the first
 convolution's input gradient) and by its output shape; a fusion is labelled by
-its root. With several devices, their op times are added (core-milliseconds).
+the convolutions and dots inside it, then by its root. With several devices,
+their op times are added (core-milliseconds).
 """
 from __future__ import annotations
 
@@ -23,8 +24,7 @@ import time
 
 import jax
 
-from tradeoff import data
-from tradeoff import train
+from tradeoff import benchmarks
 
 _INSTRUCTION = re.compile(r'^\s*(?:ROOT )?%?([\w.\-]+) = (\(.*?\)|\S+) ([\w\-]+)\((.*)$', re.M)
 _OP_NAME = re.compile(r'op_name="([^"]*)"')
@@ -71,12 +71,10 @@ def aggregate(events: list[dict], labels: dict[str, str], num_steps: int) -> lis
           for k, v in ms.most_common()]
 
 
-def profile_step(setup, num_steps: int, batch_size: int, repeats: int = 5) -> dict:
-  """Op-time breakdown of the pmapped step built by `setup(num_steps, batch_size)`."""
-  loss_fn, ctx, state, batch = setup(num_steps, batch_size)
-  p_step = train.make_p_train_step(loss_fn, ctx, data.get_augmentation('none'))
-  n = jax.local_device_count()
-  rstate, sharded, key = train.replicate(state, n), data.shard(batch, n), jax.random.key(1)
+def profile_step(num_steps: int, batch_size: int, repeats: int = 5) -> dict:
+  """Op-time breakdown of tradeoff.bench's pmapped PGD-`num_steps` step."""
+  p_step, rstate, sharded = benchmarks.pmapped(*benchmarks.setup_step(num_steps, batch_size))
+  key = jax.random.key(1)
   for _ in range(2):
     rstate, m = p_step(rstate, sharded, key)
   jax.block_until_ready(m)
@@ -101,8 +99,7 @@ def profile_step(setup, num_steps: int, batch_size: int, repeats: int = 5) -> di
 def format_profile(out: dict, top: int = 15) -> str:
   """The --mode=profile record as a Markdown table of its `top` ops."""
   p = out['profile']
-  lines = [f"device: {out['device']}; jax {out['versions']['jax']}; "
-           f"XLA_FLAGS={out['xla_flags']!r}; commit {out['commit'][:12]}; PGD-{p['pgd_steps']}, "
+  lines = [f"{benchmarks.header(out)}; PGD-{p['pgd_steps']}, "
            f"batch {p['batch_size']}; {p['wall_ms_per_step_traced']:.0f} ms per step traced, "
            f"{p['op_ms_per_step']:.0f} ms of op time (all devices)", '',
            '| op (JAX op_name -> output shape) | ms / step | calls / step | share |',

@@ -36,6 +36,19 @@ def setup_step(num_steps: int, batch_size: int):
   return loss_fn, ctx, state, {'image': x, 'label': y}
 
 
+def pmapped(loss_fn, ctx, state, batch):
+  """(pmapped train step, state replicated and batch sharded over all local devices)."""
+  n = jax.local_device_count()
+  p_step = train.make_p_train_step(loss_fn, ctx, data.get_augmentation('none'))
+  return p_step, train.replicate(state, n), data.shard(batch, n)
+
+
+def header(out: dict) -> str:
+  """First line of every bench table: where and with what the record was made."""
+  return (f"device: {out['device']}; jax {out['versions']['jax']}; "
+          f"XLA_FLAGS={out['xla_flags']!r}; commit {out['commit'][:12]}")
+
+
 def bench_step(num_steps: int, batch_size: int, seconds: float) -> dict:
   """Images/s, compile seconds and GFLOP/s of one training step configuration."""
   loss_fn, ctx, state, batch = setup_step(num_steps, batch_size)
@@ -45,15 +58,10 @@ def bench_step(num_steps: int, batch_size: int, seconds: float) -> dict:
   single = jax.jit(lambda s, b, k: train.train_step(
       s, b, k, loss_fn=loss_fn, ctx=ctx, augment=data.get_augmentation('none'), axis_name=None))
   on_cpu = jax.device_put((state, batch, jax.random.key(1)), jax.devices('cpu')[0])
-  cost = single.lower(*on_cpu).compile().cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  flops = float(cost['flops'])
+  flops = _flops(single, *on_cpu)
   dense_flops = bench_xla.step_flops(num_steps, batch_size)
 
-  p_step = train.make_p_train_step(loss_fn, ctx, data.get_augmentation('none'))
-  num_devices = jax.local_device_count()
-  rstate = train.replicate(state, num_devices)
-  sharded = data.shard(batch, num_devices)
+  p_step, rstate, sharded = pmapped(loss_fn, ctx, state, batch)
   key = jax.random.key(1)
   t0 = time.perf_counter()
   rstate, m = p_step(rstate, sharded, key)
@@ -133,8 +141,7 @@ def peak_gflops(seconds: float = 3.0) -> dict:
 
 def format_table(out: dict) -> str:
   """The benchmark as a Markdown table, from its JSON record."""
-  lines = [f"device: {out['device']}; jax {out['versions']['jax']}; "
-           f"XLA_FLAGS={out['xla_flags']!r}; commit {out['commit'][:12]}",
+  lines = [header(out),
            f"f32 matmul peak: {out['matmul_peak_gflops']:.1f} GFLOP/s (2048x2048 jnp.dot, "
            f"best of before/after: {out['matmul_peak_gflops_before_after'][0]:.1f}/"
            f"{out['matmul_peak_gflops_before_after'][1]:.1f})", '',
@@ -153,8 +160,7 @@ def format_table(out: dict) -> str:
 
 def format_layers(out: dict) -> str:
   """The --mode=layers record as Markdown tables."""
-  lines = [f"device: {out['device']}; jax {out['versions']['jax']}; "
-           f"XLA_FLAGS={out['xla_flags']!r}; commit {out['commit'][:12]}; batch {out['batch_size']}; "
+  lines = [f"{header(out)}; batch {out['batch_size']}; "
            f"f32 matmul peak {out['matmul_peak_gflops']:.1f} GFLOP/s", '',
            '| layer | part | ms | GFLOP/s |', '|---|---|---|---|']
   lines += [f"| {r['layer']} | {r['part']} | {r['ms']:.2f} | {r['gflops']:.1f} |"
