@@ -18,8 +18,8 @@ def get_config(arg=None):
   c.data.classes = (5, 7)
   c.model.num_outputs = 1
   c.model.normalize = False   # weights on [0, 1] pixels, drawn as an image
-  c.attack = configlib.train_attack_config(20, 2.5 / 20, eps_warmup=0.1)
-  c.eval_attack = configlib.attack_config(40, 2.5 / 40, restarts=2)
+  c.attack = configlib.train_attack_config(20, eps_warmup=0.1)
+  c.eval_attack = configlib.attack_config(40, restarts=2)
   c.optim.name = 'adam'
   c.optim.learning_rate = 1e-2
   c.optim.schedule = 'cosine'

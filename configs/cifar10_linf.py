@@ -15,8 +15,8 @@ from tradeoff import configlib
 
 def get_config(arg=None):
   c = configlib.base_config(dataset='cifar10', norm='linf', eps=4 / 255, model='cifar_resnet')
-  c.attack = configlib.train_attack_config(7, 2.5 / 7)
-  c.eval_attack = configlib.attack_config(20, 2.5 / 20, restarts=5)
+  c.attack = configlib.train_attack_config(7)
+  c.eval_attack = configlib.attack_config(20, restarts=5)
   c.data.augment = 'crop_flip'
   c.optim.weight_decay = 2e-4
   c.num_epochs = 200.0

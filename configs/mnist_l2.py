@@ -11,8 +11,8 @@ from tradeoff import configlib
 
 def get_config(arg=None):
   c = configlib.base_config(dataset='mnist', norm='l2', eps=1.5, model='madry_cnn')
-  c.attack = configlib.train_attack_config(40, 2.5 / 40)
-  c.eval_attack = configlib.attack_config(100, 2.5 / 100, restarts=5)
+  c.attack = configlib.train_attack_config(40)
+  c.eval_attack = configlib.attack_config(100, restarts=5)
   c.attack.eps_warmup = 0.1  # training ε ramps up over the first 10 % (README: Configs)
   c.optim.name = 'adam'
   c.optim.learning_rate = 1e-3

@@ -26,8 +26,8 @@ def get_config(arg=None):
   c.model.normalize = False
   c.model.hidden = (64, 64)
   c.loss.name = 'pgd_at'
-  c.attack = configlib.train_attack_config(10, 0.25, eps_warmup=0.3)
-  c.eval_attack = configlib.attack_config(50, 0.1, restarts=3)
+  c.attack = configlib.train_attack_config(10, 2.5, eps_warmup=0.3)
+  c.eval_attack = configlib.attack_config(50, 5.0, restarts=3)
   c.eval_attack.loss = 'margin'
   c.optim.name = 'adam'
   c.optim.learning_rate = 1e-3

@@ -26,8 +26,8 @@ def get_config(arg=None):
   c.model.normalize = False
   c.loss.name = 'hinge'
   # PGD-5 of step ε/2 from a random start ends at the exact linear worst case.
-  c.attack = configlib.train_attack_config(5, 0.5)
-  c.eval_attack = configlib.attack_config(20, 0.25, restarts=2)
+  c.attack = configlib.train_attack_config(5, 2.5)
+  c.eval_attack = configlib.attack_config(20, 5.0, restarts=2)
   c.optim.name = 'sgd'
   c.optim.learning_rate = 0.01
   c.optim.momentum = 0.9

@@ -4,18 +4,7 @@ r"""Runs a sweep: a grid of tradeoff runs, one workdir each, then collects resul
     python -m launch.sweep --sweep=... --dry_run        # list the runs and their state
     python -m launch.sweep --sweep=... --collect_only   # only write the results file
 
-A sweep config (configs/sweeps/*.py) defines get_config() returning:
-
-    name:      the sweep's name; runs go to <root>/<name>/<run name>
-    base:      the experiment config file, e.g. 'configs/mnist_linf.py'
-    overrides: ((dotted key, value), ...) applied to every run
-    grid:      a list of blocks ((dotted key, (values...)), ...); each block is a
-               Cartesian product, the sweep is their union (duplicates dropped)
-    budget:    {'steps': S, 'min_epochs': E} or {}: each run trains
-               max(S, ceil(E·n/batch)) steps, n its training-set size
-    reuse:     optional names of other sweeps under the same root: a run that
-               one of them has already finished with the same config is
-               collected from there instead of being trained again
+The sweep config format is described in launch/grids.py.
 
 Finished runs (results.json with the same config) are skipped; an interrupted
 run resumes from its last checkpoint, so a killed sweep loses at most one
@@ -26,12 +15,8 @@ results go to one file, figures/results/<name>.json by default.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
-import math
 import os
-import re
-import signal
 import subprocess
 import sys
 import time
@@ -39,13 +24,15 @@ from typing import Any
 
 from absl import app
 from absl import flags
-import ml_collections
 
-from tradeoff import configlib
+from launch import grids
+from launch.grids import Run, expand, load_sweep, run_config
+from tradeoff import cli
 from tradeoff import provenance
+from tradeoff import workdir as workdir_lib
 
 _SWEEP = flags.DEFINE_string('sweep', None, 'Sweep config file (configs/sweeps/*.py).')
-_ROOT = flags.DEFINE_string('root', 'runs/sweeps', 'Parent directory of the sweep workdirs.')
+_ROOT = flags.DEFINE_string('root', grids.DEFAULT_ROOT, 'Parent directory of the sweep workdirs.')
 _PARALLEL = flags.DEFINE_integer('parallel', 1, 'Runs to train at the same time.')
 _OUTPUT = flags.DEFINE_string('output', None,
                               'Collected results (default figures/results/<name>.json).')
@@ -60,95 +47,19 @@ RESULT_FIELDS = ('clean_accuracy', 'robust_accuracy', 'num_examples', 'num_robus
                  'train_steps', 'num_params', 'commit', 'device', 'versions', 'data')
 
 
-@dataclasses.dataclass(frozen=True)
-class Run:
-  index: int
-  name: str                 # e.g. 'eps=0.1,data.train_size=100,seed=0'
-  point: dict[str, Any]     # the grid values of this run
-  workdir: str
-  reused_from: str | None = None  # the sweep whose finished run this is
-
-
-def load_sweep(path: str) -> ml_collections.ConfigDict:
-  sweep = configlib.load(path)
-  for key in ('name', 'base', 'grid'):
-    if key not in sweep:
-      raise ValueError(f'Sweep config {path} lacks {key!r}; it needs name, base, grid '
-                       f'(and optionally overrides, budget).')
-  if not re.fullmatch(r'[A-Za-z0-9_.-]+', sweep.name):
-    raise ValueError(f'Sweep name {sweep.name!r} must be a plain directory name.')
-  return sweep
-
-
-def _format(value) -> str:
-  return f'{value:g}' if isinstance(value, float) else str(value)
-
-
-def expand(sweep: ml_collections.ConfigDict, root: str) -> list[Run]:
-  """The sweep's runs, in grid order, without duplicates."""
-  points, seen = [], set()
-  for block in sweep.grid:
-    block = dict(block)
-    keys = list(block)
-    for values in itertools.product(*(list(block[k]) for k in keys)):
-      point = dict(zip(keys, values))
-      ident = tuple(sorted((k, repr(v)) for k, v in point.items()))
-      if ident not in seen:
-        seen.add(ident)
-        points.append(point)
-  runs = []
-  for i, point in enumerate(points):
-    name = ','.join(f'{k}={_format(v)}' for k, v in point.items())
-    runs.append(Run(i, name, point, os.path.join(root, sweep.name, name)))
-  return runs
-
-
-def _set(config: ml_collections.ConfigDict, dotted: str, value) -> None:
-  *parents, leaf = dotted.split('.')
-  node = config
-  for p in parents:
-    if p not in node:
-      raise KeyError(f'Sweep key {dotted!r}: no field {p!r} in the config.')
-    node = node[p]
-  if leaf not in node:
-    raise KeyError(f'Sweep key {dotted!r}: no field {leaf!r} in the config; valid fields '
-                   f'here: {sorted(node.keys())}.')
-  node[leaf] = tuple(value) if isinstance(value, list) else value
-
-
-def run_config(sweep: ml_collections.ConfigDict, run: Run) -> ml_collections.ConfigDict:
-  """The experiment config of one run: base, then overrides, grid point and budget."""
-  config = configlib.load(sweep.base)
-  for key, value in dict(sweep.get('overrides', {})).items():
-    _set(config, key, value)
-  for key, value in run.point.items():
-    _set(config, key, value)
-  budget = dict(sweep.get('budget', {}))
-  if budget:
-    n = config.data.train_size
-    if n <= 0:
-      raise ValueError(f'Run {run.name}: a step budget needs data.train_size > 0.')
-    steps = max(int(budget['steps']),
-                math.ceil(budget.get('min_epochs', 0) * n / config.data.batch_size))
-    config.num_train_steps = steps
-  config.progress_bar = False
-  return config
-
-
 def resolve_reuse(sweep, runs: list[Run], root: str) -> list[Run]:
   """Points runs that another sweep in sweep.reuse finished (same name, same
   config) at that sweep's workdir; the rest keep their own."""
   others = tuple(sweep.get('reuse', ()))
   if not others:
     return runs
-  from tradeoff import train  # pylint: disable=g-import-not-at-top
   out = []
   for run in runs:
     config = run_config(sweep, run)
-    if train.finished_results(config, run.workdir) is None:
+    if workdir_lib.finished_results(config, run.workdir) is None:
       for other in others:
         candidate = os.path.join(root, other, run.name)
-        if os.path.isdir(candidate) and train.finished_results(config, candidate) is not None:
+        if os.path.isdir(candidate) and workdir_lib.finished_results(config, candidate) is not None:
           run = dataclasses.replace(run, workdir=candidate, reused_from=other)
           break
     out.append(run)
@@ -157,8 +68,7 @@ def resolve_reuse(sweep, runs: list[Run], root: str) -> list[Run]:
 
 def run_state(sweep, run: Run) -> str:
   """'finished', 'partial' (checkpoints, no results) or 'new'."""
-  from tradeoff import train  # pylint: disable=g-import-not-at-top
-  if train.finished_results(run_config(sweep, run), run.workdir) is not None:
+  if workdir_lib.finished_results(run_config(sweep, run), run.workdir) is not None:
     return 'finished'
   ckpt = os.path.join(run.workdir, 'checkpoints')
   if os.path.isdir(ckpt) and any(d.isdigit() for d in os.listdir(ckpt)):
@@ -168,10 +78,9 @@ def run_state(sweep, run: Run) -> str:
 
 def collect(sweep, runs: list[Run], sweep_path: str) -> dict:
   """Every run's results (or its absence) in one record."""
-  from tradeoff import train  # pylint: disable=g-import-not-at-top
   records, total = [], 0.0
   for run in runs:
-    results = train.finished_results(run_config(sweep, run), run.workdir)
+    results = workdir_lib.finished_results(run_config(sweep, run), run.workdir)
     rec = {'name': run.name, 'point': run.point, 'workdir': run.workdir,
            'status': 'finished' if results else 'missing'}
     if run.reused_from:
@@ -200,11 +109,6 @@ def launch(sweep_path: str, runs: list[Run], root: str, parallel: int) -> list[s
   active: list[tuple[Run, subprocess.Popen, Any]] = []
   failed = []
 
-  def stop(signum, frame):  # kill / SIGTERM: stop the children too; they resume next time
-    del frame
-    raise KeyboardInterrupt(f'signal {signum}')
-
-  signal.signal(signal.SIGTERM, stop)
   try:
     while queue or active:
       while queue and len(active) < parallel:
@@ -285,4 +189,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -1,9 +1,9 @@
-"""tradeoff.bench (benchmarks, bench_profile): the step, its FLOP counts, its op-time profile."""
+"""tradeoff.bench (steps, profile): the step, its FLOP counts, its op-time profile."""
 import pytest
 
-from tradeoff import benchmarks
-from tradeoff import bench_profile
 from tradeoff import bench_xla
+from tradeoff.bench import profile as bench_profile
+from tradeoff.bench import steps as benchmarks
 
 _HLO = '''
 %fused_computation.38 (param_0: f32[128,14,14,64], param_1: f32[5,5,64,32]) -> f32[128,14,2,14,2,32] {

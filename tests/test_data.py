@@ -4,9 +4,10 @@ import ml_collections
 import numpy as np
 import pytest
 
+from tradeoff import accuracy
 from tradeoff import data
-from tradeoff import evaluation
 from tradeoff import models
+from tradeoff import parallel
 from tradeoff import synthetic
 from tradeoff import train
 
@@ -87,9 +88,9 @@ def test_eval_counts_a_short_last_batch_exactly():
   y = rng.integers(0, 3, 37).astype(np.int32)
   params = module.init(jax.random.key(0), x[:1])['params']
   from tradeoff import attacks  # pylint: disable=g-import-not-at-top
-  step = evaluation.make_eval_step(module, attacks.Attack(eps=0.0))
+  step = accuracy.make_eval_step(module, attacks.Attack(eps=0.0))
   n = jax.local_device_count()  # 2 fake CPU devices here; 1 on a 1-GPU host
-  out = evaluation.evaluate(step, train.replicate(params, n), train.replicate({}, n), x, y,
+  out = accuracy.evaluate(step, parallel.replicate(params, n), parallel.replicate({}, n), x, y,
                             16, jax.random.key(0))
   expected = float(np.mean(np.argmax(np.asarray(module.apply({'params': params}, x)), -1) == y))
   assert out['num_examples'] == 37

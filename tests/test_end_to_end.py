@@ -10,10 +10,10 @@ import jax
 import numpy as np
 import pytest
 
-from tradeoff import checkpoint
 from tradeoff import configlib
-from tradeoff import evaluate
+from tradeoff import experiment
 from tradeoff import train
+from tradeoff import workdir as workdir_lib
 from tradeoff import writers
 
 RESULT_KEYS = {'config', 'commit', 'device', 'wall_time_s', 'clean_accuracy',
@@ -55,7 +55,7 @@ def test_smoke_configs_train_and_write_results(name, fixture, request, repo_root
   assert train_steps == [2, 4]
   assert all(np.isfinite(r['train/loss']) for r in records if 'train/loss' in r)
   assert os.listdir(tmp_path / 'tensorboard')
-  assert checkpoint.manager(str(tmp_path)).latest_step() == 4
+  assert workdir_lib.checkpoint_manager(str(tmp_path)).latest_step() == 4
 
 
 def test_rerun_of_a_finished_run_resumes_and_evaluates_identically(mnist_dir, repo_root,
@@ -65,7 +65,7 @@ def test_rerun_of_a_finished_run_resumes_and_evaluates_identically(mnist_dir, re
   second = train.train_and_evaluate(config, str(tmp_path))
   assert second['resumed_from_step'] == 4
   assert second['robust_accuracy'] == first['robust_accuracy']
-  again = evaluate.evaluate_run(config, str(tmp_path))
+  again = experiment.evaluate_checkpoint(config, str(tmp_path))
   assert (again['clean_accuracy'], again['robust_accuracy']) == (
       first['clean_accuracy'], first['robust_accuracy'])
 
@@ -100,7 +100,7 @@ def test_non_finite_loss_stops_the_run_naming_the_step(mnist_dir, repo_root, tmp
       ('optim.schedule', 'constant'), ('checkpoint_every', 3)])
   with pytest.raises(FloatingPointError, match=r'Non-finite training loss \S+ at step 1 '):
     train.train_and_evaluate(config, str(tmp_path))
-  assert checkpoint.manager(str(tmp_path)).latest_step() is None  # nothing bad was saved
+  assert workdir_lib.checkpoint_manager(str(tmp_path)).latest_step() is None  # nothing bad was saved
 
 
 def _cli(repo_root, *args, **kwargs):
@@ -110,10 +110,10 @@ def _cli(repo_root, *args, **kwargs):
 
 
 def _final_params(workdir):
-  mngr = checkpoint.manager(workdir)
+  mngr = workdir_lib.checkpoint_manager(workdir)
   step = mngr.latest_step()
-  restored = mngr.restore(step, args=checkpoint.ocp.args.Composite(
-      state=checkpoint.ocp.args.StandardRestore()))
+  restored = mngr.restore(step, args=workdir_lib.ocp.args.Composite(
+      state=workdir_lib.ocp.args.StandardRestore()))
   return step, restored['state']['params']
 
 
@@ -141,7 +141,7 @@ def test_killed_run_resumes_to_the_same_parameters(mnist_dir, repo_root, tmp_pat
   proc.send_signal(signal.SIGKILL)
   proc.communicate()
   assert not os.path.exists(os.path.join(killed, 'results.json')), 'the run ended before the kill'
-  killed_at = checkpoint.manager(killed).latest_step()
+  killed_at = workdir_lib.checkpoint_manager(killed).latest_step()
   assert 10 <= killed_at < 60
 
   proc = _cli(repo_root, *args, f'--workdir={killed}')

@@ -6,6 +6,7 @@ import pytest
 
 from tradeoff import configlib
 from tradeoff import train
+from tradeoff import workdir as workdir_lib
 from tradeoff import writers
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,23 +37,23 @@ def test_train_or_load_reuses_a_finished_run_and_refuses_a_changed_one(tmp_path)
   assert os.path.getmtime(tmp_path / 'results.json') == mtime
   assert len(writers.read_metrics(str(tmp_path))) == lines
   c.attack.eps = 0.2
-  assert train.finished_results(c, str(tmp_path)) is None
+  assert workdir_lib.finished_results(c, str(tmp_path)) is None
   with pytest.raises(ValueError, match='different config'):
     train.train_or_load(c, str(tmp_path))
 
 
 def test_robust_accuracy_on_a_subset_clean_accuracy_on_all(tmp_path):
-  from tradeoff import evaluate  # pylint: disable=g-import-not-at-top
+  from tradeoff import experiment  # pylint: disable=g-import-not-at-top
   c = _tiny_synthetic_config()
   c.num_robust_eval_examples = 32
   results = train.train_and_evaluate(c, str(tmp_path))
   assert results['num_examples'] == 64 and results['num_robust_examples'] == 32
   assert 0 <= results['robust_accuracy'] <= results['robust_subset_clean_accuracy'] <= 1
-  again = evaluate.evaluate_run(c, str(tmp_path))
+  again = experiment.evaluate_checkpoint(c, str(tmp_path))
   for k in ('clean_accuracy', 'robust_accuracy', 'num_examples', 'num_robust_examples'):
     assert again[k] == results[k], k
   c2 = _tiny_synthetic_config()  # attacking everything gives the same clean accuracy
-  full = evaluate.evaluate_run(c2, str(tmp_path))
+  full = experiment.evaluate_checkpoint(c2, str(tmp_path))
   assert full['clean_accuracy'] == results['clean_accuracy'] and full['num_robust_examples'] == 64
 
 
@@ -78,10 +79,10 @@ def test_runs_saved_before_a_field_was_added_still_resume_and_count_as_finished(
     cfg = record['config'] if name == 'results.json' else record
     del cfg['model']['keep_features']
     json.dump(record, open(path, 'w'))
-  assert train.finished_results(c, str(tmp_path))['clean_accuracy'] == first['clean_accuracy']
-  train.sync_config(c, str(tmp_path))  # no "different config" error
+  assert workdir_lib.finished_results(c, str(tmp_path))['clean_accuracy'] == first['clean_accuracy']
+  workdir_lib.prepare(c, str(tmp_path))  # no "different config" error
   c.model.keep_features = (0, 1)
-  assert train.finished_results(c, str(tmp_path)) is None
+  assert workdir_lib.finished_results(c, str(tmp_path)) is None
 
 
 def test_fmt_eps_writes_cifar_radii_as_multiples_of_1_over_255():

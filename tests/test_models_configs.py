@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tradeoff import configlib
+from tradeoff import experiment
 from tradeoff import models
 from tradeoff import optim
 from tradeoff import train
@@ -82,11 +83,11 @@ def _load(path, arg=None):
 def test_every_config_and_its_smoke_variant_is_valid(path):
   for arg in (None, 'smoke'):
     c = _load(path, arg)
-    atk, ev = configlib.resolve_attack(c, 'attack'), configlib.resolve_attack(c, 'eval_attack')
+    atk, ev = configlib.resolve(c).attack, configlib.resolve(c).eval_attack
     assert atk.eps == ev.eps == c.eps and atk.norm == ev.norm == c.norm
     assert c.eval_attack.num_steps >= c.attack.num_steps
     assert c.eval_attack.num_steps * c.eval_attack.restarts > c.attack.num_steps
-    train.check_config(c)
+    experiment.validate(c)
     optim.build(c.optim, 100)
   assert 'python -m tradeoff.main --config=configs/' in open(path).read()
   with pytest.raises(ValueError, match="Unknown config variant 'smok'"):
@@ -101,27 +102,27 @@ def test_paper_epsilons():
 
 def test_eps_override_moves_both_attacks_and_their_step_sizes():
   c = _load(CONFIGS[0])
-  ratio_train = configlib.resolve_attack(c, 'attack').step_size / c.eps
-  ratio_eval = configlib.resolve_attack(c, 'eval_attack').step_size / c.eps
+  ratio_train = configlib.resolve(c).attack.step_size / c.eps
+  ratio_eval = configlib.resolve(c).eval_attack.step_size / c.eps
   c.eps = 0.05
-  atk, ev = configlib.resolve_attack(c, 'attack'), configlib.resolve_attack(c, 'eval_attack')
+  atk, ev = configlib.resolve(c).attack, configlib.resolve(c).eval_attack
   assert atk.eps == ev.eps == 0.05
   assert atk.step_size == pytest.approx(0.05 * ratio_train)
   assert ev.step_size == pytest.approx(0.05 * ratio_eval)
   c.attack.step_size = 0.01  # an explicit override still wins
-  assert configlib.resolve_attack(c, 'attack').step_size == 0.01
+  assert configlib.resolve(c).attack.step_size == 0.01
 
 
 def test_attack_eps_override_splits_train_and_eval_eps():
   c = _load(os.path.join(os.path.dirname(CONFIGS[0]), 'mnist_linf.py'))
   c.attack.eps = 0.1
-  atk, ev = configlib.resolve_attack(c, 'attack'), configlib.resolve_attack(c, 'eval_attack')
+  atk, ev = configlib.resolve(c).attack, configlib.resolve(c).eval_attack
   assert atk.eps == 0.1 and ev.eps == c.eps == 0.3
-  assert atk.step_size == pytest.approx(0.1 * c.attack.rel_step_size)
-  assert ev.step_size == pytest.approx(0.3 * c.eval_attack.rel_step_size)
+  assert atk.step_size == pytest.approx(0.1 * c.attack.step_scale / c.attack.num_steps)
+  assert ev.step_size == pytest.approx(0.3 * c.eval_attack.step_scale / c.eval_attack.num_steps)
   c.eval_attack.norm = 'l2'
-  assert configlib.resolve_attack(c, 'eval_attack').norm == 'l2'
-  assert configlib.resolve_attack(c, 'attack').norm == 'linf'
+  assert configlib.resolve(c).eval_attack.norm == 'l2'
+  assert configlib.resolve(c).attack.norm == 'linf'
 
 
 def test_bad_choices_are_named_with_valid_options():
@@ -132,8 +133,8 @@ def test_bad_choices_are_named_with_valid_options():
   c = configlib.base_config(dataset='mnist', norm='linf', eps=0.3, model='madry_cnn')
   c.data.batch_size = 3
   with pytest.raises(ValueError, match='batch_size=3 must be a positive multiple of the 2'):
-    train.check_config(c)
+    experiment.validate(c)
   c = configlib.base_config(dataset='mnist', norm='linf', eps=0.3, model='madry_cnn')
   c.eval_attack.num_steps = 1
   with pytest.raises(ValueError, match='weaker than the training attack'):
-    train.check_config(c)
+    experiment.validate(c)

@@ -66,9 +66,9 @@ def smoke_models(tmp_path_factory, mnist_dir):
 def _spec(dirs):
   return ml_collections.ConfigDict({
       'mnist': {**dirs, 'robust_l2': '', 'large_eps_linf': 0.3, 'large_eps_l2': 4.0},
-      'num_eval_examples': 40, 'attack_steps': 3, 'rel_step_size': 2.5,
+      'num_eval_examples': 40, 'attack_steps': 3, 'step_scale': 2.5,
       'interpolation_points': 5, 'interpolation_images': 2, 'seed': 0,
-      'reference_attack': {'num_steps': 3, 'restarts': 2, 'rel_step_size': 2.5,
+      'reference_attack': {'num_steps': 3, 'restarts': 2, 'step_scale': 2.5,
                            'num_examples': 30}})
 
 
@@ -133,11 +133,11 @@ def _record_evaluations(monkeypatch) -> list:
   """Records each checkpoint evaluation of the reference table as (workdir, PGD steps)."""
   from tradeoff.figures import reference  # pylint: disable=g-import-not-at-top
   calls = []
-  real_evaluate = reference.evaluate.evaluate_run
+  real_evaluate = reference.experiment.evaluate_checkpoint
   def recording_evaluate(config, workdir):
     calls.append((workdir, config.eval_attack.num_steps))
     return real_evaluate(config, workdir)
-  monkeypatch.setattr(reference.evaluate, 'evaluate_run', recording_evaluate)
+  monkeypatch.setattr(reference.experiment, 'evaluate_checkpoint', recording_evaluate)
   return calls
 
 
@@ -232,7 +232,7 @@ def test_reference_table_uses_a_runs_own_evaluation_under_the_same_attack(
   assert rob['num_examples'] == 10000 and rob['num_robust_examples'] == 30
   assert rob['checkpoint_step'] == own['train_steps']
   # Another step size is another attack: the checkpoint is evaluated.
-  spec.reference_attack.rel_step_size = 2.0
+  spec.reference_attack.step_scale = 2.0
   reference.run(spec, ['mnist'], str(root / 'ref_own'), plot_only=False)
   assert calls[1:] == [(dirs['standard'], 3), (wd, 3)]
 

@@ -1,4 +1,4 @@
-"""launch.sweep: grid expansion, skip / resume, result collection, and the figure from it."""
+"""launch.sweep and launch.grids: grid expansion, skip / resume, result collection, and the figure from it."""
 import json
 import os
 import subprocess
@@ -7,7 +7,8 @@ import textwrap
 
 import pytest
 
-from launch import sweep as sweep_lib
+from launch import grids
+from tradeoff import errors
 from tradeoff.figures import sweeps as sweep_figs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -53,20 +54,20 @@ def sweep_file(tmp_path):
 
 
 def test_expand_takes_the_union_of_blocks_and_applies_overrides_and_budget(sweep_file, tmp_path):
-  sweep = sweep_lib.load_sweep(sweep_file)
-  runs = sweep_lib.expand(sweep, str(tmp_path / 'root'))
+  sweep = grids.load_sweep(sweep_file)
+  runs = grids.expand(sweep, str(tmp_path / 'root'))
   names = [r.name for r in runs]
   # 2·1·2 + 1·2·1 = 6 points, one of which (eps 0, n 20, seed 0) is in both blocks
   assert len(names) == len(set(names)) == 5
   assert names[0] == 'eps=0,data.train_size=20,seed=0'
   assert runs[0].workdir == os.path.join(str(tmp_path / 'root'), 'tiny', names[0])
-  c = sweep_lib.run_config(sweep, runs[-1])  # n = 40: 2 epochs of batch 16 = 5 steps > 4
+  c = grids.run_config(sweep, runs[-1])  # n = 40: 2 epochs of batch 16 = 5 steps > 4
   assert (c.data.train_size, c.num_train_steps, c.optim.learning_rate) == (40, 5, 0.05)
-  assert sweep_lib.run_config(sweep, runs[0]).num_train_steps == 4
-  bad = sweep_lib.load_sweep(sweep_file)
+  assert grids.run_config(sweep, runs[0]).num_train_steps == 4
+  bad = grids.load_sweep(sweep_file)
   bad.grid = [(('optim.learning_rat', (0.1,)),)]
-  with pytest.raises(KeyError, match='learning_rat'):
-    sweep_lib.run_config(bad, sweep_lib.expand(bad, 'r')[0])
+  with pytest.raises(errors.UserError, match='learning_rat'):
+    grids.run_config(bad, grids.expand(bad, 'r')[0])
 
 
 def _launch(sweep_file, root, out, *extra):
@@ -149,11 +150,11 @@ def test_bad_sweep_name_and_missing_fields_are_rejected(tmp_path):
         return ml_collections.ConfigDict({'name': 'a b', 'base': 'x.py', 'grid': []})
   '''))
   with pytest.raises(ValueError, match='plain directory name'):
-    sweep_lib.load_sweep(str(path))
+    grids.load_sweep(str(path))
   path.write_text(textwrap.dedent('''
       import ml_collections
       def get_config(arg=None):
         return ml_collections.ConfigDict({'name': 'a'})
   '''))
   with pytest.raises(ValueError, match="lacks 'base'"):
-    sweep_lib.load_sweep(str(path))
+    grids.load_sweep(str(path))

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from tradeoff import errors
 from tradeoff import models
 from tradeoff import objectives
 from tradeoff import registry
@@ -105,10 +106,19 @@ class Attack:
     registry.check_choice('attack norm', self.norm, NORMS)
     registry.check_choice('attack loss', self.loss, sorted(ATTACK_LOSSES))
     if self.eps < 0 or self.num_steps < 0 or self.restarts < 1:
-      raise ValueError(f'Attack needs eps >= 0, num_steps >= 0, restarts >= 1; got '
+      raise errors.UserError(f'Attack needs eps >= 0, num_steps >= 0, restarts >= 1; got '
                        f'eps={self.eps}, num_steps={self.num_steps}, restarts={self.restarts}.')
     if self.eps > 0 and self.num_steps > 0 and self.step_size <= 0:
-      raise ValueError(f'Attack step_size={self.step_size} must be > 0 when eps > 0.')
+      raise errors.UserError(f'Attack step_size={self.step_size} must be > 0 when eps > 0.')
+    reach = self.num_steps * self.step_size
+    if self.eps > 0 and self.num_steps > 0 and reach < self.eps * (1 - 1e-6):
+      # Such an attack cannot move from x (or from its random start) to the
+      # edge of the ball, so it reports a robust accuracy that is too high.
+      raise errors.UserError(
+          f'Attack cannot reach the edge of its ball: num_steps={self.num_steps} × '
+          f'step_size={self.step_size:g} = {reach:g} < eps={self.eps:g}. Leave step_size '
+          f'unset (step = step_scale·ε/num_steps, step_scale 2.5 by default) or raise '
+          f'num_steps or step_size.')
 
   @classmethod
   def from_config(cls, cfg: ml_collections.ConfigDict,

@@ -4,19 +4,28 @@ Groups: data, model, loss, attack (training), eval_attack, optim, plus the
 loop's settings. `config.eps` and `config.norm` are the threat model of both
 attacks: an attack block whose own `eps` / `norm` is unset (None) takes them,
 so `--config.eps=0.1` moves the training and evaluation ε together. Setting
-`--config.attack.eps` or `--config.eval_attack.eps` splits them. A block's
-step size is `rel_step_size`·(its ε) unless `step_size` is set explicitly.
-`resolve_attack` gives the concrete values.
+`--config.attack.eps` or `--config.eval_attack.eps` splits them.
+
+A block's step size follows its ε and its number of steps: step =
+`step_scale`·ε/`num_steps` (Madry et al.'s 2.5·ε/k with the default
+step_scale = 2.5), so `--config.eval_attack.num_steps=20` gives PGD-20 with the
+step of PGD-20, not PGD-100's step taken 20 times. An explicit `step_size`
+overrides that. `resolve` turns a finished config (after command-line
+overrides) into concrete values once; the Attack built from it refuses steps
+that cannot reach the edge of the ball (attacks.Attack).
 """
 from __future__ import annotations
 
 import ml_collections
 from ml_collections.config_dict import placeholder
 
+from tradeoff import errors
+
 SMOKE = 'smoke'
+MADRY_STEP_SCALE = 2.5
 
 
-def attack_config(num_steps: int, rel_step_size: float, restarts: int = 1,
+def attack_config(num_steps: int, step_scale: float = MADRY_STEP_SCALE, restarts: int = 1,
                   random_start: bool = True, *, norm: str | None = None,
                   eps: float | None = None) -> ml_collections.ConfigDict:
   """A PGD block. norm / eps None: config.norm / config.eps."""
@@ -24,8 +33,8 @@ def attack_config(num_steps: int, rel_step_size: float, restarts: int = 1,
       'norm': placeholder(str) if norm is None else norm,
       'eps': placeholder(float) if eps is None else float(eps),
       'num_steps': num_steps,
-      'rel_step_size': float(rel_step_size),  # step = rel_step_size·ε ...
-      'step_size': placeholder(float),         # ... unless this is set
+      'step_scale': float(step_scale),  # step = step_scale·ε/num_steps ...
+      'step_size': placeholder(float),   # ... unless this is set
       'restarts': restarts,
       'random_start': random_start,
       'loss': 'ce',        # attack objective: 'ce' or 'margin'
@@ -33,40 +42,55 @@ def attack_config(num_steps: int, rel_step_size: float, restarts: int = 1,
   })
 
 
-def train_attack_config(num_steps: int, rel_step_size: float, eps_warmup: float = 0.0,
-                        **kwargs) -> ml_collections.ConfigDict:
+def train_attack_config(num_steps: int, step_scale: float = MADRY_STEP_SCALE,
+                        eps_warmup: float = 0.0, **kwargs) -> ml_collections.ConfigDict:
   """The training attack: a PGD block plus an ε warm-up.
 
   eps_warmup is the fraction of training over which ε (and the step size)
   ramp linearly from 0 to their full values.
   """
-  c = attack_config(num_steps, rel_step_size, **kwargs)
+  c = attack_config(num_steps, step_scale, **kwargs)
   c.eps_warmup = eps_warmup
   return c
 
 
 ATTACK_BLOCKS = ('attack', 'eval_attack')
+# Fields whose JSON form loses their type: tuples come back as lists, and unset
+# placeholders as plain None, which the command line could not override.
+_TUPLE_FIELDS = (('data', 'classes'), ('model', 'hidden'), ('model', 'keep_features'),
+                 ('optim', 'decay_at'))
+_PLACEHOLDERS = (('norm', str), ('eps', float), ('step_size', float))
 
 
-def resolve_attack(config: ml_collections.ConfigDict, block: str) -> ml_collections.ConfigDict:
-  """config[block] with norm, eps and step_size filled in (a copy)."""
-  if block not in ATTACK_BLOCKS:
-    raise ValueError(f'Unknown attack block {block!r}. Valid choices: {ATTACK_BLOCKS}.')
-  c = ml_collections.ConfigDict(config[block].to_dict())
-  if c.norm is None:
-    c.norm = config.norm
-  if c.eps is None:
-    c.eps = float(config.eps)
-  if c.step_size is None:
-    c.step_size = c.rel_step_size * c.eps
+def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A copy of a finished config with both attack blocks' norm, eps and
+  step_size filled in (concrete values), the one place they are derived."""
+  c = ml_collections.ConfigDict(config.to_dict())
+  for block in ATTACK_BLOCKS:
+    a = c[block]
+    if a.norm is None:
+      a.norm = c.norm
+    if a.eps is None:
+      a.eps = float(c.eps)
+    if a.step_size is None:
+      if a.num_steps <= 0:
+        a.step_size = 0.0
+      else:
+        a.step_size = float(a.step_scale) * float(a.eps) / int(a.num_steps)
   return c
 
 
-def restore_placeholders(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Re-types the attack fields a JSON round trip left as None (for overrides)."""
+def from_json(saved: dict) -> ml_collections.ConfigDict:
+  """A config read back from config.json, with the types JSON lost restored,
+  so that command-line overrides of every field work as on the original."""
+  saved = {k: (dict(v) if isinstance(v, dict) else v) for k, v in saved.items()}
+  for group, key in _TUPLE_FIELDS:
+    if key in saved.get(group, {}):
+      saved[group][key] = tuple(saved[group][key])
+  config = ml_collections.ConfigDict(saved)
   for block in ATTACK_BLOCKS:
-    for key, kind in (('norm', str), ('eps', float), ('step_size', float)):
-      if config[block][key] is None:
+    for key, kind in _PLACEHOLDERS:
+      if config[block].get(key, None) is None:
         config[block][key] = placeholder(kind)
   return config
 
@@ -106,8 +130,8 @@ def base_config(*, dataset: str, norm: str, eps: float, model: str) -> ml_collec
       'name': 'pgd_at',        # standard | pgd_at | trades | hinge | package.module:fn
       'beta': 6.0,             # trades
   })
-  c.attack = train_attack_config(7, 2.5 / 7)
-  c.eval_attack = attack_config(20, 2.5 / 20, restarts=1)
+  c.attack = train_attack_config(7)
+  c.eval_attack = attack_config(20, restarts=1)
   c.optim = ml_collections.ConfigDict({
       'name': 'sgd',           # sgd | adam | adamw
       'learning_rate': 0.1,
@@ -143,8 +167,8 @@ def shrink_for_smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.attack.num_steps = min(c.attack.num_steps, 2)
   c.eval_attack.num_steps = min(c.eval_attack.num_steps, 3)
   c.eval_attack.restarts = min(c.eval_attack.restarts, 2)
-  c.attack.rel_step_size = 2.5 / 2
-  c.eval_attack.rel_step_size = 2.5 / 3
+  c.attack.step_scale = MADRY_STEP_SCALE
+  c.eval_attack.step_scale = MADRY_STEP_SCALE
   c.log_every = 2
   c.checkpoint_every = 2
   c.progress_bar = False
@@ -157,7 +181,7 @@ def finalize(c: ml_collections.ConfigDict, arg: str | None) -> ml_collections.Co
     return c
   if arg == SMOKE:
     return shrink_for_smoke(c)
-  raise ValueError(f'Unknown config variant {arg!r}. Valid choices: {SMOKE!r} '
+  raise errors.UserError(f'Unknown config variant {arg!r}. Valid choices: {SMOKE!r} '
                    f'(e.g. --config=configs/mnist_linf.py:smoke), or none.')
 
 
@@ -166,75 +190,9 @@ def load(spec: str) -> ml_collections.ConfigDict:
   import importlib.util  # pylint: disable=g-import-not-at-top
   import os  # pylint: disable=g-import-not-at-top
   path, _, arg = spec.partition(':')
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'Config file {path!r} not found.')
+  if not os.path.isfile(path):
+    raise errors.DataNotFoundError(f'Config file {path!r} not found.')
   module_spec = importlib.util.spec_from_file_location('_tradeoff_config', path)
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
   return module.get_config(arg or None)
-
-
-def reduced_mnist_overrides() -> tuple[tuple[str, object], ...]:
-  """Sweep overrides that make an MNIST-sized grid fit a 2-core CPU.
-
-  A quarter-width Madry CNN (8/16 conv channels, 256 hidden units), PGD-7
-  training (step 2.5ε/7), PGD-20 evaluation with 2 random restarts (step
-  2.5ε/20) of the first 1000 test images (clean accuracy: all of them), a
-  checkpoint every 500 steps.
-  """
-  return (('model.width', 0.25),
-          ('attack.num_steps', 7), ('attack.rel_step_size', 2.5 / 7),
-          ('eval_attack.num_steps', 20), ('eval_attack.rel_step_size', 2.5 / 20),
-          ('eval_attack.restarts', 2),
-          ('num_robust_eval_examples', 1000),
-          ('checkpoint_every', 500))
-
-
-def size_sweep(name: str, base: str, eps,
-               large_sizes=(10000, 60000)) -> ml_collections.ConfigDict:
-  """A Figure 1 / 6 sweep at the reduced scale: training ε × training-set size.
-
-  n in `large_sizes` with one seed, n ∈ {100, 1000} with two; every run
-  trains max(1200 steps, 2 epochs) of batch 128 (see README: Sweeps).
-  """
-  s = ml_collections.ConfigDict()
-  s.name = name
-  s.base = base
-  s.overrides = reduced_mnist_overrides()
-  s.grid = [(('eps', tuple(eps)), ('data.train_size', tuple(large_sizes)), ('seed', (0,))),
-            (('eps', tuple(eps)), ('data.train_size', (100, 1000)), ('seed', (0, 1)))]
-  s.budget = {'steps': 1200, 'min_epochs': 2}
-  return s
-
-
-def eps_sweep(name: str, base: str, eps, seeds=(0,), reuse=(),
-              extra_grid=()) -> ml_collections.ConfigDict:
-  """A Figure 7 sweep at the reduced scale: training ε on the full training set.
-
-  Same budget as size_sweep (1200 steps of batch 128, 2.6 epochs at n = 60 000),
-  so the n = 60 000 runs of a size sweep listed in `reuse` are the same runs
-  and are collected from there instead of trained again.
-  """
-  s = ml_collections.ConfigDict()
-  s.name = name
-  s.base = base
-  s.overrides = reduced_mnist_overrides()
-  s.grid = [(('eps', tuple(eps)), ('data.train_size', (60000,)), ('seed', tuple(seeds))),
-            *extra_grid]
-  s.budget = {'steps': 1200, 'min_epochs': 2}
-  s.reuse = tuple(reuse)
-  return s
-
-
-def reference_sweep(name: str, base: str, eps: float,
-                    overrides=()) -> ml_collections.ConfigDict:
-  """A standard (attack.eps = 0) and a robust (attack.eps = eps) model of `base`
-  (with `overrides` applied to both), both evaluated by its evaluation attack
-  at config.eps."""
-  s = ml_collections.ConfigDict()
-  s.name = name
-  s.base = base
-  s.overrides = tuple(overrides)
-  s.grid = [(('attack.eps', (0.0, eps)),)]
-  s.budget = {}
-  return s

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from tradeoff import errors
 from tradeoff import registry
 
 DATASETS: registry.Registry[Callable[[ml_collections.ConfigDict], 'Dataset']] = (
@@ -90,11 +91,15 @@ def _load_tfds(name: str, data_cfg: ml_collections.ConfigDict) -> Dataset:
   data_dir = resolve_data_dir(data_cfg.data_dir)
   builder = tfds.builder(name, data_dir=data_dir)
   if not builder.is_prepared():
+    where = f'{name!r} is not prepared in {builder.data_dir}'
     if not data_cfg.download:
-      raise FileNotFoundError(
-          f'tfds dataset {name!r} is not prepared in {builder.data_dir}. Set '
-          f'--config.data.data_dir or $TFDS_DATA_DIR to a prepared data dir, or '
-          f'--config.data.download=True on a machine with internet access.')
+      raise errors.DataNotFoundError(f'tfds dataset {where}. {_how_to_get(name)}')
+    hosts = _download_hosts(builder)
+    if not any(can_connect(host, port) for host, port in hosts):
+      raise errors.DataNotFoundError(
+          f'tfds dataset {where}, and its download servers '
+          f'({", ".join(h for h, _ in hosts)}) cannot be reached from here. '
+          f'{_how_to_get(name)}')
     builder.download_and_prepare()
   arrays = {}
   for split in ('train', 'test'):
@@ -114,6 +119,52 @@ def _load_tfds(name: str, data_cfg: ml_collections.ConfigDict) -> Dataset:
                  mean=mean, std=std, bounds=(0.0, 1.0), info=info)
 
 
+def _how_to_get(name: str) -> str:
+  return (f'Point --config.data.data_dir or $TFDS_DATA_DIR at a data dir where {name!r} is '
+          f'prepared (offline: `tfds build {name} --data_dir=DIR` on a connected machine, or '
+          f'its manual-download instructions, then copy DIR), or run once with internet access '
+          f'and --config.data.download=True (the default) to let tfds download it.')
+
+
+def _download_hosts(builder) -> list[tuple[str, int]]:
+  """(host, port) of the URLs tfds would download a dataset from."""
+  import urllib.parse  # pylint: disable=g-import-not-at-top
+  try:
+    urls = list(builder.url_infos or ())
+  except Exception:  # pylint: disable=broad-except  (builders without a checksums file)
+    urls = []
+  hosts = []
+  for url in urls + ['https://storage.googleapis.com/tfds-data']:
+    parsed = urllib.parse.urlparse(url)
+    if parsed.hostname:
+      entry = (parsed.hostname, parsed.port or (80 if parsed.scheme == 'http' else 443))
+      if entry not in hosts:
+        hosts.append(entry)
+  return hosts
+
+
+def can_connect(host: str, port: int, timeout: float = 5.0) -> bool:
+  """Whether a TCP connection to host:port opens within `timeout` seconds
+  (name resolution included), so an offline first run fails in seconds
+  instead of retrying downloads for minutes."""
+  import socket  # pylint: disable=g-import-not-at-top
+  import threading  # pylint: disable=g-import-not-at-top
+  result = []
+
+  def attempt():
+    try:
+      with socket.create_connection((host, port), timeout=timeout):
+        result.append(True)
+    except OSError:
+      result.append(False)
+
+  thread = threading.Thread(target=attempt, daemon=True)
+  thread.start()
+  thread.join(timeout)
+  return bool(result and result[0])
+
+
+
 for _name in _TFDS_STATS:
   DATASETS.register(_name)(functools.partial(_load_tfds, _name))
 
@@ -128,10 +179,10 @@ def select_classes(ds: Dataset, classes) -> Dataset:
   """
   classes = tuple(int(c) for c in classes)
   if len(classes) < 2 or len(set(classes)) != len(classes):
-    raise ValueError(f'data.classes={classes} must list at least 2 distinct classes.')
+    raise errors.UserError(f'data.classes={classes} must list at least 2 distinct classes.')
   bad = [c for c in classes if not 0 <= c < ds.num_classes]
   if bad:
-    raise ValueError(f'data.classes={classes}: classes {bad} are not in '
+    raise errors.UserError(f'data.classes={classes}: classes {bad} are not in '
                      f'[0, {ds.num_classes}) for dataset {ds.name!r}.')
   lut = np.full(ds.num_classes, -1, np.int32)
   lut[list(classes)] = np.arange(len(classes), dtype=np.int32)
@@ -159,7 +210,7 @@ def balanced_subset_indices(y: np.ndarray, n: int, num_classes: int,
   with one seed are nested.
   """
   if not num_classes <= n <= len(y):
-    raise ValueError(f'data.train_size={n} must be in [{num_classes}, {len(y)}] '
+    raise errors.UserError(f'data.train_size={n} must be in [{num_classes}, {len(y)}] '
                      f'(number of classes, training examples).')
   rng = np.random.default_rng([seed, 0x5EB5E7])
   available = [int(np.sum(y == k)) for k in range(num_classes)]
@@ -247,16 +298,6 @@ def eval_batches(x: np.ndarray, y: np.ndarray, batch_size: int
       yb = np.concatenate([yb, np.zeros(pad, yb.dtype)])
       mask[k:] = 0
     yield {'image': xb, 'label': yb, 'mask': mask}
-
-
-def shard(batch: dict[str, np.ndarray], num_devices: int) -> dict[str, np.ndarray]:
-  """[B, ...] -> [devices, B / devices, ...] for pmap."""
-  def split(a):
-    if a.shape[0] % num_devices:
-      raise ValueError(f'Batch size {a.shape[0]} is not divisible by the '
-                       f'{num_devices} local devices.')
-    return a.reshape((num_devices, a.shape[0] // num_devices) + a.shape[1:])
-  return jax.tree.map(split, batch)
 
 
 # ---------------------------------------------------------------------------

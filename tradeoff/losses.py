@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from tradeoff import attacks
+from tradeoff import errors
 from tradeoff import models
 from tradeoff import objectives
 from tradeoff import registry
@@ -104,7 +105,7 @@ def trades(params, model_state, batch, rng, ctx: Context):
   inference mode and held constant; `ctx.config.beta` is β.
   """
   if ctx.attack.active and not ctx.attack.random_start:
-    raise ValueError('loss trades needs attack.random_start=True: the KL objective '
+    raise errors.UserError('loss trades needs attack.random_start=True: the KL objective '
                      'has zero gradient at x itself.')
   x, y = batch['image'], batch['label']
   logits_fn = ctx.logits_fn(params, model_state)

@@ -4,11 +4,15 @@ r"""Trains and evaluates one experiment.
         [--config.eps=0.1] [--config.attack.num_steps=20] [--config.loss.name=trades]
 
 Running the same command again resumes from the last checkpoint in --workdir.
+SIGTERM / Ctrl-C save a checkpoint at the current step before the program
+exits (status 128 + signal number); a bad config or missing data is reported
+on one line (status 2) before anything is written.
 """
-from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from tradeoff import cli
+from tradeoff import errors
 from tradeoff import train
 from tradeoff import writers
 
@@ -21,10 +25,10 @@ flags.mark_flags_as_required(['config', 'workdir'])
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+    raise errors.UserError(f'Unexpected arguments: {argv[1:]}')
   writers.quiet_library_logs()
   train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

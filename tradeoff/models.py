@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from tradeoff import errors
 from tradeoff import registry
 
 MODELS: registry.Registry[Callable[..., nn.Module]] = registry.Registry('model')
@@ -31,7 +32,7 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
   """
   b, h, w, c = x.shape
   if h % 2 or w % 2:
-    raise ValueError(f'max_pool_2x2 needs even height and width, got {h}×{w}.')
+    raise errors.UserError(f'max_pool_2x2 needs even height and width, got {h}×{w}.')
   return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
 
 
@@ -176,7 +177,7 @@ def build(model_cfg: ml_collections.ConfigDict, num_classes: int,
   cls = MODELS.get(model_cfg.name)
   num_outputs = model_cfg.num_outputs or num_classes
   if num_outputs not in (num_classes, 1) or (num_outputs == 1 and num_classes != 2):
-    raise ValueError(f'model.num_outputs={model_cfg.num_outputs} is invalid for '
+    raise errors.UserError(f'model.num_outputs={model_cfg.num_outputs} is invalid for '
                      f'{num_classes} classes: use 0 (= {num_classes}) or, for 2 classes, 1.')
   kwargs = {f: model_cfg[f] for f in _MODEL_FIELDS.get(model_cfg.name, ())}
   if model_cfg.name == 'cifar_resnet':

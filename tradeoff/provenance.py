@@ -30,23 +30,52 @@ def git_commit() -> str:
     return f'{named} (from TRADEOFF_GIT_COMMIT)' if named else 'unknown'
 
 
-def _cpu_name() -> str:
+# /proc/cpuinfo flags that decide how fast XLA:CPU's kernels can be.
+_CPU_FLAGS = ('avx2', 'fma', 'avx512f', 'avx512_bf16', 'avx512_vnni', 'amx_tile', 'amx_bf16')
+
+
+def _cpuinfo() -> dict[str, str]:
+  fields = {}
   try:
     with open('/proc/cpuinfo') as f:
       for line in f:
-        if line.startswith('model name'):
-          return line.split(':', 1)[1].strip()
+        if not line.strip():
+          break  # the first processor is enough
+        key, _, value = line.partition(':')
+        fields[key.strip()] = value.strip()
   except OSError:
     pass
-  return platform.processor() or platform.machine()
+  return fields
+
+
+@functools.lru_cache(maxsize=None)
+def host() -> dict:
+  """The machine precisely: hosts with the same CPU label can differ 2.5× in speed.
+
+  Returns:
+    {'cpu': model name, 'cores': usable cores, 'cpu_flags': the AVX-512 / AMX /
+    BF16 / AVX2 flags present, 'hostname': ..., 'machine': ...}.
+  """
+  info = _cpuinfo()
+  flags = set(info.get('flags', '').split())
+  try:
+    cores = len(os.sched_getaffinity(0))
+  except AttributeError:
+    cores = os.cpu_count()
+  return {'cpu': info.get('model name') or platform.processor() or platform.machine(),
+          'cores': cores, 'cpu_flags': [f for f in _CPU_FLAGS if f in flags],
+          'cpu_family_model_stepping': '/'.join(info.get(k, '?') for k in (
+              'cpu family', 'model', 'stepping')),
+          'hostname': platform.node(), 'machine': platform.machine()}
 
 
 def device_description() -> str:
-  """E.g. '2x cpu (Intel(R) Xeon(R) ..., 2 cores)' or '8x TPU v4'."""
+  """E.g. '2x cpu (AMD EPYC, 2 cores, avx2 fma)' or '8x TPU v4'."""
   devices = jax.local_devices()
   kind = devices[0].device_kind
   if devices[0].platform == 'cpu':
-    kind = f'cpu ({_cpu_name()}, {os.cpu_count()} cores)'
+    h = host()
+    kind = f"cpu ({h['cpu']}, {os.cpu_count()} cores, {' '.join(h['cpu_flags']) or 'no avx2'})"
   return f'{len(devices)}x {kind}'
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import Callable, Generic, TypeVar
 
+from tradeoff import errors
+
 T = TypeVar('T')
 
 
@@ -25,7 +27,7 @@ class Registry(Generic[T]):
 
     def add(obj: T) -> T:
       if name in self._items:
-        raise ValueError(f'{self.kind} {name!r} is already registered.')
+        raise errors.UserError(f'{self.kind} {name!r} is already registered.')
       self._items[name] = obj
       return obj
 
@@ -48,13 +50,13 @@ class Registry(Generic[T]):
       try:
         module = importlib.import_module(module_name)
       except ImportError as e:
-        raise ValueError(
+        raise errors.UserError(
             f'Cannot import module {module_name!r} for {self.kind} {name!r}: {e}') from e
       if not hasattr(module, attr):
-        raise ValueError(f'Module {module_name!r} has no attribute {attr!r} '
+        raise errors.UserError(f'Module {module_name!r} has no attribute {attr!r} '
                          f'(asked for {self.kind} {name!r}).')
       return getattr(module, attr)
-    raise ValueError(f'Unknown {self.kind} {name!r}. Valid choices: '
+    raise errors.UserError(f'Unknown {self.kind} {name!r}. Valid choices: '
                      f'{", ".join(self.names())}, or "package.module:function".')
 
   def __contains__(self, name: str) -> bool:
@@ -64,5 +66,5 @@ class Registry(Generic[T]):
 def check_choice(kind: str, value, choices) -> None:
   """Raises ValueError naming `value` and the valid `choices` if not among them."""
   if value not in choices:
-    raise ValueError(f'Unknown {kind} {value!r}. Valid choices: '
+    raise errors.UserError(f'Unknown {kind} {value!r}. Valid choices: '
                      f'{", ".join(map(str, choices))}.')

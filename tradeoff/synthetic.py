@@ -28,6 +28,7 @@ import ml_collections
 import numpy as np
 
 from tradeoff import data
+from tradeoff import errors
 from tradeoff import theory
 
 
@@ -64,7 +65,7 @@ def sample_stratified(key: jax.Array, n: int, p: float, eta: float, d: int
   shuffled. p must be a Python float (the counts are static).
   """
   if n % 2:
-    raise ValueError(f'sample_stratified needs an even n, got {n}.')
+    raise errors.UserError(f'sample_stratified needs an even n, got {n}.')
   half = n // 2
   agree_count = int(round(p * half))
   k_perm, k_noise = jax.random.split(key)
@@ -94,12 +95,12 @@ def sample_gaussian(key: jax.Array, n: int, dim: int) -> tuple[jax.Array, jax.Ar
 
 def _check(s) -> None:
   if not 0.5 <= s.p <= 1.0:
-    raise ValueError(f'data.synthetic.p={s.p} must be in [0.5, 1].')
+    raise errors.UserError(f'data.synthetic.p={s.p} must be in [0.5, 1].')
   if s.d < 1 or s.num_train < 2 or s.num_test < 1:
-    raise ValueError(f'data.synthetic needs d >= 1, num_train >= 2, num_test >= 1; '
+    raise errors.UserError(f'data.synthetic needs d >= 1, num_train >= 2, num_test >= 1; '
                      f'got d={s.d}, num_train={s.num_train}, num_test={s.num_test}.')
   if s.stratified_test and s.num_test % 2:
-    raise ValueError(f'data.synthetic.stratified_test needs an even num_test, '
+    raise errors.UserError(f'data.synthetic.stratified_test needs an even num_test, '
                      f'got {s.num_test}.')
 
 

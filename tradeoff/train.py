@@ -1,65 +1,43 @@
-"""Adversarial training: state, pmapped step, loop, checkpoints, results.
+"""Adversarial training: the pure step and the loop.
 
 The step is a pure module-level function, bound with functools.partial and run
-under `jax.pmap(axis_name='batch')` on every local device (one device is a
-pmap of one). Gradients, metrics and model state are `lax.pmean`-ed, so k
+under `jax.pmap(axis_name=parallel.AXIS)` on every local device (one device is
+a pmap of one). Gradients, metrics and model state are `lax.pmean`-ed, so k
 devices compute the step of the global batch. Randomness is derived, never
-stored: the step's key is fold_in(fold_in(root, step), device).
+stored: the step's key is fold_in(fold_in(root, step), device), and batch s is
+a pure function of (seed, s) (data.TrainStream), so a resumed run is the same
+run.
+
+The loop checkpoints every `checkpoint_every` steps and, on SIGTERM or SIGINT
+(preemption, a scheduler's time limit, Ctrl-C), at the step it has reached:
+it saves, says so, and raises `errors.Interrupted`; rerunning the same
+command resumes bit-identically.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import logging
 import math
-import os
+import signal
+import threading
 import time
-from typing import Any
 
-import flax
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
-from flax.training import train_state
 
+from tradeoff import accuracy
 from tradeoff import attacks
-from tradeoff import checkpoint
-from tradeoff import configlib
 from tradeoff import data
-from tradeoff import evaluation
+from tradeoff import errors
+from tradeoff import experiment
 from tradeoff import losses
-from tradeoff import models
-from tradeoff import optim
+from tradeoff import parallel
 from tradeoff import provenance
-from tradeoff import synthetic  # noqa: F401  (registers the 'synthetic' dataset)
+from tradeoff import workdir as workdir_lib
 from tradeoff import writers
-
-AXIS = evaluation.AXIS
-# Fields that may change when a run is resumed: they do not change what is trained.
-RESUMABLE_CHANGES = ('log_every', 'checkpoint_every', 'eval_every', 'max_checkpoints',
-                     'data.data_dir', 'data.download', 'tensorboard', 'progress_bar')
-
-
-# Config fields added to the schema after runs were made with it, and the value
-# that reproduces the older behaviour: a saved config without the field is read
-# as having that value, so older runs still resume and count as finished.
-ADDED_FIELDS = {'model.keep_features': [], 'num_robust_eval_examples': 0}
-
-
-def _config_diff(saved: dict, new: dict) -> list[str]:
-  """Flattened keys whose values differ, ignoring RESUMABLE_CHANGES and ADDED_FIELDS defaults."""
-  saved = {**{k: v for k, v in ADDED_FIELDS.items() if k not in saved}, **saved}
-  return sorted(k for k in set(saved) | set(new)
-                if saved.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
-
-
-class TrainState(train_state.TrainState):
-  """flax TrainState plus non-parameter model collections (BatchNorm statistics)."""
-  model_state: Any = None
 
 
 def eps_scale(step: jax.Array, warmup_steps: int) -> jax.Array | float:
@@ -69,7 +47,7 @@ def eps_scale(step: jax.Array, warmup_steps: int) -> jax.Array | float:
   return jnp.minimum(1.0, (step + 1) / warmup_steps)
 
 
-def train_step(state: TrainState, batch, root_rng, *, loss_fn, ctx: losses.Context,
+def train_step(state: experiment.TrainState, batch, root_rng, *, loss_fn, ctx: losses.Context,
                augment, axis_name: str | None, eps_warmup_steps: int = 0):
   """One minimax step on one device's shard of the global batch.
 
@@ -105,163 +83,71 @@ def train_step(state: TrainState, batch, root_rng, *, loss_fn, ctx: losses.Conte
 
 
 def make_p_train_step(loss_fn, ctx, augment, eps_warmup_steps: int = 0):
+  """train_step bound to its fixed parts and pmapped over the local devices."""
   step = functools.partial(train_step, loss_fn=loss_fn, ctx=ctx, augment=augment,
-                           axis_name=AXIS, eps_warmup_steps=eps_warmup_steps)
-  return jax.pmap(step, axis_name=AXIS, in_axes=(0, 0, None), donate_argnums=(0,))
+                           axis_name=parallel.AXIS, eps_warmup_steps=eps_warmup_steps)
+  return jax.pmap(step, axis_name=parallel.AXIS, in_axes=(0, 0, None), donate_argnums=(0,))
 
 
-def create_state(rng, module: nn.Module, example_input: np.ndarray,
-                 tx: optax.GradientTransformation) -> TrainState:
-  variables = module.init(rng, jnp.asarray(example_input[:1]), train=False)
-  variables = flax.core.unfreeze(variables)
-  params = variables.pop('params')
-  return TrainState.create(apply_fn=module.apply, params=params, tx=tx,
-                           model_state=variables)
+class _StopSignals:
+  """Records SIGTERM / SIGINT instead of dying, so the loop can save first."""
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+  def __init__(self):
+    self.signum = None
+    self._previous = {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for s in self.SIGNALS:
+        self._previous[s] = signal.signal(s, self._record)
+    return self
+
+  def _record(self, signum, frame):
+    del frame
+    self.signum = signum
+
+  def __exit__(self, *exc):
+    for s, handler in self._previous.items():
+      signal.signal(s, handler)
 
 
-def rng_streams(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """(init, train, eval) keys of a run: a pure function of config.seed."""
-  k_init, k_train, k_eval = jax.random.split(jax.random.key(seed), 3)
-  return k_init, k_train, k_eval
-
-
-def eval_split(config: ml_collections.ConfigDict, ds: data.Dataset):
-  """The test examples a run is evaluated on: the first num_eval_examples (0: all)."""
-  n = config.num_eval_examples if config.num_eval_examples > 0 else len(ds.y_test)
-  return ds.x_test[:n], ds.y_test[:n]
-
-
-def replicate(tree, num_devices: int):
-  """Copies with a leading device axis, placed as pmap places its own outputs.
-
-  Going through the host uncommits arrays placed on one device (e.g. by a
-  checkpoint restore), which pmap would reject; matching pmap's output
-  sharding means the first step does not compile a second time.
-  """
-  devices = jax.local_devices()[:num_devices]
-  sharding = jax.sharding.NamedSharding(jax.sharding.Mesh(np.array(devices), (AXIS,)),
-                                        jax.sharding.PartitionSpec(AXIS))
-  return jax.tree.map(
-      lambda a: jax.device_put(np.broadcast_to(np.asarray(a), (num_devices,) + np.shape(a)),
-                               sharding),
-      jax.device_get(tree))
-
-
-def unreplicate(tree):
-  return jax.tree.map(lambda a: a[0], tree)
-
-
-def total_steps(config: ml_collections.ConfigDict, num_train: int) -> int:
-  if config.num_train_steps > 0:
-    return int(config.num_train_steps)
-  return max(1, math.ceil(config.num_epochs * num_train / config.data.batch_size))
-
-
-def _flat(d: dict, prefix: str = '') -> dict:
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flat(v, f'{prefix}{k}.'))
-    else:
-      out[f'{prefix}{k}'] = v
-  return out
-
-
-def check_config(config: ml_collections.ConfigDict) -> None:
-  """Rejects configs that would silently train or evaluate the wrong thing."""
-  num_devices = jax.local_device_count()
-  for name in ('batch_size', 'eval_batch_size'):
-    b = config.data[name]
-    if b <= 0 or b % num_devices:
-      raise ValueError(f'data.{name}={b} must be a positive multiple of the '
-                       f'{num_devices} local devices.')
-  atk = configlib.resolve_attack(config, 'attack')
-  ev = configlib.resolve_attack(config, 'eval_attack')
-  for block, c in (('attack', atk), ('eval_attack', ev)):
-    if c.eps < 0:
-      raise ValueError(f'{block}.eps={c.eps} must be >= 0.')
-  if (ev.norm == atk.norm and ev.eps == atk.eps and atk.eps > 0 and
-      (ev.num_steps < atk.num_steps or ev.restarts < atk.restarts)):
-    raise ValueError(
-        f'eval_attack (num_steps={ev.num_steps}, restarts={ev.restarts}) is weaker than the '
-        f'training attack (num_steps={atk.num_steps}, restarts={atk.restarts}); robust '
-        f'accuracy must be measured with an attack at least as strong.')
-  if not 0.0 <= config.attack.eps_warmup < 1.0:
-    raise ValueError(f'attack.eps_warmup={config.attack.eps_warmup} must be in [0, 1): the '
-                     f'fraction of training over which the training ε ramps up.')
-  losses.get(config.loss.name)
-
-
-def sync_config(config: ml_collections.ConfigDict, workdir: str) -> None:
-  """Saves config.json, or checks that a resumed run trains what was started."""
-  path = os.path.join(workdir, 'config.json')
-  current = json.loads(config.to_json_best_effort())
-  if os.path.exists(path):
-    with open(path) as f:
-      saved = _flat(json.load(f))
-    new = _flat(current)
-    diff = _config_diff(saved, new)
-    if diff:
-      details = '; '.join(f'{k}: {saved.get(k)!r} -> {new.get(k)!r}' for k in diff)
-      raise ValueError(f'{workdir} holds a run with a different config ({details}). '
-                       f'Use a new --workdir, or the same config to resume.')
-  with open(path, 'w') as f:
-    json.dump(current, f, indent=2)
-
-
-def finished_results(config: ml_collections.ConfigDict, workdir: str) -> dict | None:
-  """The run's results.json if it finished with this config (modulo RESUMABLE_CHANGES)."""
-  path = os.path.join(workdir, 'results.json')
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    results = json.load(f)
-  saved = _flat(results.get('config', {}))
-  same = not _config_diff(saved, _flat(json.loads(config.to_json_best_effort())))
-  return results if same else None
-
-
-def train_or_load(config: ml_collections.ConfigDict, workdir: str) -> dict:
+def train_or_load(config, workdir: str) -> dict:
   """results.json of a finished run with this config, else trains (or resumes) it."""
-  results = finished_results(config, workdir)
+  results = workdir_lib.finished_results(config, workdir)
   if results is not None:
     logging.info('%s already finished; using its results.json', workdir)
     return results
   return train_and_evaluate(config, workdir)
 
 
-def setup(config: ml_collections.ConfigDict):
-  """Data, model, attacks and loss context of a config (shared with evaluate.py)."""
-  ds = data.load(config.data, config.seed)
-  module = models.build(config.model, ds.num_classes, ds.mean, ds.std, bn_axis_name=AXIS)
-  train_attack = attacks.Attack.from_config(configlib.resolve_attack(config, 'attack'),
-                                            ds.bounds)
-  eval_attack = attacks.Attack.from_config(configlib.resolve_attack(config, 'eval_attack'),
-                                           ds.bounds)
-  ctx = losses.Context(module=module, attack=train_attack, config=config.loss)
-  return ds, module, train_attack, eval_attack, ctx
-
-
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+def train_and_evaluate(config, workdir: str) -> dict:
   """Trains (or resumes) the run in `workdir`, evaluates it, writes results.json.
+
+  The config is validated and the data loaded before anything is written, so
+  a bad config leaves no trace and the corrected command can use the same
+  workdir.
 
   Returns:
     The results dict that was written.
+
+  Raises:
+    errors.UserError: a bad config, missing data, or a workdir holding another run.
+    errors.Interrupted: SIGTERM / SIGINT arrived; a checkpoint at the step
+      reached was saved first.
   """
   t_start = time.time()
   commit = provenance.git_commit()  # the code this process runs; HEAD may move meanwhile
-  os.makedirs(workdir, exist_ok=True)
-  check_config(config)
-  sync_config(config, workdir)
-  ds, module, train_attack, eval_attack, ctx = setup(config)
-  num_devices = jax.local_device_count()
-  steps = total_steps(config, len(ds.y_train))
-  tx, lr_schedule = optim.build(config.optim, steps)
-  k_init, k_train, k_eval = rng_streams(config.seed)
-  state = create_state(k_init, module, data.to_float(ds.x_train[:1]), tx)
+  exp = experiment.build(config)
+  workdir_lib.prepare(config, workdir)
+  workdir_lib.write_model_record(workdir, experiment.model_record(exp))
+  cfg, ds, module = exp.config, exp.ds, exp.module
+  num_devices = parallel.local_device_count()
+  state, lr_schedule, steps = experiment.initial_state(exp)
+  _, k_train, k_eval = experiment.rng_streams(cfg.seed)
 
-  mngr = checkpoint.manager(workdir, config.max_checkpoints)
-  restored, meta = checkpoint.restore_latest(mngr, state)
+  mngr, restored, meta = workdir_lib.restore_latest(workdir, state, cfg.max_checkpoints)
   if restored is not None:
     state = restored
     logging.info('Resumed from step %d in %s', int(state.step), workdir)
@@ -269,22 +155,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   start_step = int(state.step)
   num_params = sum(a.size for a in jax.tree.leaves(state.params))
 
-  warmup_steps = int(config.attack.eps_warmup * steps)
-  p_train_step = make_p_train_step(losses.get(config.loss.name), ctx,
-                                   data.get_augmentation(config.data.augment), warmup_steps)
-  eval_steps = (evaluation.make_eval_step(module, eval_attack),
-                evaluation.make_eval_step(module, attacks.Attack()))
-  stream = data.TrainStream(ds.x_train, ds.y_train, config.data.batch_size, config.seed)
-  x_eval, y_eval = eval_split(config, ds)
+  warmup_steps = int(cfg.attack.eps_warmup * steps)
+  p_train_step = make_p_train_step(losses.get(cfg.loss.name), exp.ctx,
+                                   data.get_augmentation(cfg.data.augment), warmup_steps)
+  eval_steps = (accuracy.make_eval_step(module, exp.eval_attack),
+                accuracy.make_eval_step(module, attacks.Attack()))
+  stream = data.TrainStream(ds.x_train, ds.y_train, cfg.data.batch_size, cfg.seed)
+  x_eval, y_eval = experiment.eval_split(cfg, ds)
 
   def run_eval(st):
-    return evaluation.evaluate_clean_and_robust(
-        module, eval_attack, st.params, st.model_state, x_eval, y_eval,
-        config.data.eval_batch_size, k_eval, config.num_robust_eval_examples, eval_steps)
+    return accuracy.evaluate_clean_and_robust(
+        module, exp.eval_attack, st.params, st.model_state, x_eval, y_eval,
+        cfg.data.eval_batch_size, k_eval, cfg.num_robust_eval_examples, eval_steps)
 
-  writer = writers.MetricWriter(workdir, tensorboard=config.tensorboard)
-  progress = writers.Progress(steps, start_step) if config.progress_bar else None
-  rstate = replicate(state, num_devices)
+  writer = writers.MetricWriter(workdir, tensorboard=cfg.tensorboard)
+  progress = writers.Progress(steps, start_step) if cfg.progress_bar else None
+  rstate = parallel.replicate(state, num_devices)
   pending: list[tuple[int, dict]] = []
   t_last, steps_since = time.time(), 0
 
@@ -293,7 +179,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     nonlocal t_last, steps_since
     if not pending:
       return
-    fetched = jax.device_get([(s, unreplicate(m)) for s, m in pending])
+    fetched = jax.device_get([(s, parallel.unreplicate(m)) for s, m in pending])
     for s, m in fetched:
       if not math.isfinite(float(m['loss'])):
         raise FloatingPointError(f'Non-finite training loss {float(m["loss"])} at step {s} '
@@ -301,9 +187,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     scalars = {f'train/{k}': float(np.mean([m[k] for _, m in fetched])) for k in fetched[0][1]}
     elapsed = time.time() - t_last
     scalars['train/learning_rate'] = float(lr_schedule(step - 1))
-    scalars['train/eps'] = train_attack.eps * float(eps_scale(step - 1, warmup_steps))
+    scalars['train/eps'] = exp.train_attack.eps * float(eps_scale(step - 1, warmup_steps))
     scalars['train/epoch'] = stream.epoch(step)
-    scalars['train/images_per_s'] = steps_since * config.data.batch_size / max(elapsed, 1e-9)
+    scalars['train/images_per_s'] = steps_since * cfg.data.batch_size / max(elapsed, 1e-9)
     writer.write(step, scalars)
     logging.info('step %d/%d: %s', step, steps,
                  ', '.join(f'{k[6:]}={v:.4g}' for k, v in scalars.items()))
@@ -312,23 +198,37 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     pending.clear()
     t_last, steps_since = time.time(), 0
 
+  def save(done: int):
+    seconds = train_seconds + time.time() - t_train
+    workdir_lib.save_checkpoint(mngr, done, parallel.unreplicate(rstate),
+                                {'train_seconds': seconds})
+
   t_train = time.time()
-  for step in range(start_step, steps):
-    batch = data.shard(stream.batch(step), num_devices)
-    rstate, metrics = p_train_step(rstate, batch, k_train)
-    pending.append((step, metrics))
-    steps_since += 1
-    if progress:
-      progress.update()
-    done = step + 1
-    is_ckpt = done % config.checkpoint_every == 0 or done == steps
-    if done % config.log_every == 0 or is_ckpt:
-      flush(done)
-    if is_ckpt:
-      seconds = train_seconds + time.time() - t_train
-      checkpoint.save(mngr, done, unreplicate(rstate), {'train_seconds': seconds})
-    if config.eval_every > 0 and done % config.eval_every == 0 and done != steps:
-      writer.write(done, {f'eval/{k}': v for k, v in run_eval(rstate).items()})
+  with _StopSignals() as stop:
+    for step in range(start_step, steps):
+      batch = parallel.shard(stream.batch(step), num_devices)
+      rstate, metrics = p_train_step(rstate, batch, k_train)
+      pending.append((step, metrics))
+      steps_since += 1
+      if progress:
+        progress.update()
+      done = step + 1
+      is_ckpt = done % cfg.checkpoint_every == 0 or done == steps
+      if done % cfg.log_every == 0 or is_ckpt or stop.signum is not None:
+        flush(done)
+      if is_ckpt or stop.signum is not None:
+        save(done)
+      if stop.signum is not None:
+        mngr.wait_until_finished()
+        writer.close()
+        name = signal.Signals(stop.signum).name
+        logging.warning('%s at step %d/%d: checkpoint saved in %s; run the same command '
+                        'to resume.', name, done, steps, workdir_lib.checkpoint_dir(workdir))
+        raise errors.Interrupted(f'stopped by {name} at step {done}/{steps}; checkpoint '
+                                 f'saved in {workdir_lib.checkpoint_dir(workdir)}. Run the '
+                                 f'same command to resume.', stop.signum)
+      if cfg.eval_every > 0 and done % cfg.eval_every == 0 and done != steps:
+        writer.write(done, {f'eval/{k}': v for k, v in run_eval(rstate).items()})
   flush(steps)
   train_seconds += time.time() - t_train
   mngr.wait_until_finished()
@@ -341,9 +241,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   writer.write(steps, {f'eval/{k}': v for k, v in final.items()})
   writer.close()
   results = {
-      'config': json.loads(config.to_json_best_effort()),
+      'config': workdir_lib.as_json(config),
       'commit': commit,
       'device': provenance.device_description(),
+      'host': provenance.host(),
       'versions': provenance.versions(),
       'wall_time_s': time.time() - t_start,
       'train_time_s': train_seconds,
@@ -352,14 +253,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       'train_steps': steps,
       'num_params': int(num_params),
       'data': ds.info,
-      'train_attack': {**train_attack.describe(), 'eps_warmup_steps': warmup_steps},
-      'eval_attack': eval_attack.describe(),
+      'train_attack': {**exp.train_attack.describe(), 'eps_warmup_steps': warmup_steps},
+      'eval_attack': exp.eval_attack.describe(),
       **final,
   }
-  with open(os.path.join(workdir, 'results.json'), 'w') as f:
-    json.dump(results, f, indent=2)
+  path = workdir_lib.write_results(workdir, results)
   logging.info('clean accuracy %.4f, robust accuracy %.4f (%s, eps=%g) -> %s',
                final['clean_accuracy'], final['robust_accuracy'],
-               results['eval_attack']['name'], eval_attack.eps,
-               os.path.join(workdir, 'results.json'))
+               results['eval_attack']['name'], exp.eval_attack.eps, path)
   return results

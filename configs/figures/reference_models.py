@@ -21,14 +21,15 @@ tells the sizes apart.
 """
 import os
 
+from launch import grids
 from tradeoff import configlib
-
-SWEEPS = 'runs/sweeps'
 
 
 def get_config(arg=None):
   del arg
   c = configlib.load(os.path.join(os.path.dirname(__file__), 'robust_models.py'))
-  c.mnist.standard = f'{SWEEPS}/reference_mnist_linf_cpu/attack.eps=0'
-  c.mnist.robust_linf = f'{SWEEPS}/reference_mnist_linf_cpu_pgd7/attack.eps=0.3'
+  c.mnist.standard = grids.workdir_of('configs/sweeps/reference_mnist_linf_cpu.py',
+                                      **{'attack.eps': 0.0})
+  c.mnist.robust_linf = grids.workdir_of('configs/sweeps/reference_mnist_linf_cpu_pgd7.py',
+                                         **{'attack.eps': 0.3})
   return c

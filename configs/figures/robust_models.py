@@ -31,41 +31,48 @@ configs explain why training uses 0.1 rather than MNIST's 0.3).
 """
 import ml_collections
 
-SWEEPS = 'runs/sweeps'
+from launch import grids
 
 
-def _run(sweep: str, eps: float, seed: int = 0) -> str:
-  return f'{SWEEPS}/{sweep}/eps={eps:g},data.train_size=60000,seed={seed}'
+def _full_data_run(sweep: str, eps: float, seed: int = 0) -> str:
+  """The n = 60 000 run of a reduced-scale size / ε sweep, named by the sweep."""
+  return grids.workdir_of(f'configs/sweeps/{sweep}.py', eps=eps,
+                          **{'data.train_size': 60000, 'seed': seed})
+
+
+def _cifar_run(**point) -> str:
+  return grids.workdir_of('configs/sweeps/reference_cifar10_cpu.py', **point)
 
 
 def get_config(arg=None):
   del arg
   c = ml_collections.ConfigDict()
   c.mnist = ml_collections.ConfigDict({
-      'standard': _run('figure6_mnist_linf', 0.0),
-      'independent': _run('figure7_mnist_linf', 0.0, seed=1),
-      'robust_linf': _run('figure6_mnist_linf', 0.3),
-      'robust_l2': _run('figure1_mnist_l2', 1.5),
+      'standard': _full_data_run('figure6_mnist_linf', 0.0),
+      'independent': _full_data_run('figure7_mnist_linf', 0.0, seed=1),
+      'robust_linf': _full_data_run('figure6_mnist_linf', 0.3),
+      'robust_l2': _full_data_run('figure1_mnist_l2', 1.5),
       'large_eps_linf': 0.3, 'large_eps_l2': 4.0})
   c.fashion_mnist = ml_collections.ConfigDict({
-      'standard': _run('figure6_fashion_mnist_linf', 0.0),
-      'independent': _run('figure7_fashion_mnist_linf', 0.0, seed=1),
-      'robust_linf': _run('figure6_fashion_mnist_linf', 0.1),
+      'standard': _full_data_run('figure6_fashion_mnist_linf', 0.0),
+      'independent': _full_data_run('figure7_fashion_mnist_linf', 0.0, seed=1),
+      'robust_linf': _full_data_run('figure6_fashion_mnist_linf', 0.1),
       'robust_l2': '',
       'large_eps_linf': 0.2, 'large_eps_l2': 4.0})
-  cifar = f'{SWEEPS}/reference_cifar10_cpu'
   c.cifar10 = ml_collections.ConfigDict({
-      'standard': f'{cifar}/attack.eps=0', 'independent': f'{cifar}/attack.eps=0,seed=1',
-      'robust_linf': f'{cifar}/attack.eps=0.0156863', 'robust_l2': f'{cifar}/norm=l2,eps=0.314',
+      'standard': _cifar_run(**{'attack.eps': 0.0}),
+      'independent': _cifar_run(**{'attack.eps': 0.0, 'seed': 1}),
+      'robust_linf': _cifar_run(**{'attack.eps': 4 / 255}),
+      'robust_l2': _cifar_run(norm='l2', eps=0.314),
       'large_eps_linf': 0.125, 'large_eps_l2': 4.7})
   c.num_eval_examples = 1000      # test images behind each number
   c.attack_steps = 100            # large-ε PGD steps, from x (no random start)
-  c.rel_step_size = 2.5           # step = rel_step_size · ε / attack_steps
+  c.step_scale = 2.5              # step = step_scale · ε / attack_steps
   c.interpolation_points = 20
   c.interpolation_images = 5
   c.seed = 0                      # target classes
   # python -m tradeoff.figures reference: standard and robust models under one
   # attack at the robust model's training norm and ε
   c.reference_attack = ml_collections.ConfigDict({
-      'num_steps': 100, 'restarts': 5, 'rel_step_size': 2.5, 'num_examples': 1000})
+      'num_steps': 100, 'restarts': 5, 'step_scale': 2.5, 'num_examples': 1000})
   return c

@@ -14,21 +14,21 @@ test images; clean accuracy on all 10 000.
 Grid: ε ∈ {0, 4/255} × n ∈ {500, 5000, 50 000}, with a second seed at
 n = 500. The n = 50 000 runs are also points of figure7_cifar10_linf.
 """
-from tradeoff import configlib
+from launch import grids
 
 EPS = (0.0, 4 / 255)
 
 
 def cifar_cpu_overrides() -> tuple[tuple[str, object], ...]:
-  return (('model.units', 1), ('attack.num_steps', 1), ('attack.rel_step_size', 1.25),
-          ('eval_attack.num_steps', 20), ('eval_attack.rel_step_size', 2.5 / 20),
+  return (('model.units', 1), ('attack.num_steps', 1), ('attack.step_scale', 1.25),
+          ('eval_attack.num_steps', 20), ('eval_attack.step_scale', 2.5),
           ('eval_attack.restarts', 2), ('num_robust_eval_examples', 500),
           ('checkpoint_every', 400))
 
 
 def get_config(arg=None):
   del arg
-  s = configlib.size_sweep('figure6_cifar10_linf', 'configs/cifar10_linf.py', EPS,
+  s = grids.size_sweep('figure6_cifar10_linf', 'configs/cifar10_linf.py', EPS,
                            large_sizes=(5000, 50000))
   s.overrides = cifar_cpu_overrides()
   s.grid = [(('eps', EPS), ('data.train_size', (500, 5000, 50000)), ('seed', (0,))),

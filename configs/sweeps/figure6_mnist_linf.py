@@ -4,7 +4,7 @@ r"""Figure 6 (ℓ∞), MNIST: standard accuracy vs training-set size for ε ∈ 
     python -m tradeoff.figures figure1 --results=figures/results/figure6_mnist_linf.json
 
 Reduced scale so one grid fits this 2-core CPU in 90 minutes
-(configlib.reduced_mnist_overrides): a quarter-width Madry CNN (8/16 conv
+(grids.reduced_mnist_overrides): a quarter-width Madry CNN (8/16 conv
 channels, 256 hidden), PGD-7 training (step 2.5ε/7, ε ramped over the first
 10 %), and every run gets the same budget: 1200 steps of batch 128, or 2 epochs
 if that is more (it never is here: 2 epochs of 60 000 are 938 steps). Clean
@@ -13,11 +13,11 @@ accuracy is measured on all 10 000 test images; robust accuracy with PGD-20
 Sizes ≤ 1000 use 2 seeds (the subset and the training order change).
 """
 
-from tradeoff import configlib
+from launch import grids
 
 EPS = (0.0, 0.1, 0.2, 0.3)
 
 
 def get_config(arg=None):
   del arg
-  return configlib.size_sweep('figure6_mnist_linf', 'configs/mnist_linf.py', EPS)
+  return grids.size_sweep('figure6_mnist_linf', 'configs/mnist_linf.py', EPS)

@@ -21,15 +21,15 @@ evaluated at ℓ∞ 4/255 here; `python -m tradeoff.figures reference`
 evaluates them under each robust model's threat.
 """
 
-from tradeoff import configlib
+from launch import grids
 
 
 def get_config(arg=None):
   del arg
-  s = configlib.reference_sweep(
+  s = grids.reference_sweep(
       'reference_cifar10_cpu', 'configs/cifar10_linf.py', 4 / 255,
       overrides=(('model.units', 1), ('attack.num_steps', 1),
-                 ('attack.rel_step_size', 1.25), ('num_epochs', 5.0),
+                 ('attack.step_scale', 1.25), ('num_epochs', 5.0),
                  ('num_robust_eval_examples', 500), ('checkpoint_every', 500)))
   s.grid = [*s.grid,
             (('norm', ('l2',)), ('eps', (0.314,))),

@@ -9,9 +9,9 @@ one. Both are evaluated by the config's evaluation attack at the same ε, so the
 table compares them under one threat model.
 """
 
-from tradeoff import configlib
+from launch import grids
 
 
 def get_config(arg=None):
   del arg
-  return configlib.reference_sweep('reference_cifar10_linf', 'configs/cifar10_linf.py', 4 / 255)
+  return grids.reference_sweep('reference_cifar10_linf', 'configs/cifar10_linf.py', 4 / 255)

@@ -18,12 +18,12 @@ PGD-100 × 5, while the training batches' single-step accuracy ended at 97 %).
 Its standard model (99.31 %) is the reference table's MNIST standard model.
 """
 
-from tradeoff import configlib
+from launch import grids
 
 
 def get_config(arg=None):
   del arg
-  return configlib.reference_sweep(
+  return grids.reference_sweep(
       'reference_mnist_linf_cpu', 'configs/mnist_linf.py', 0.3,
-      overrides=(('attack.num_steps', 1), ('attack.rel_step_size', 1.25),
+      overrides=(('attack.num_steps', 1), ('attack.step_scale', 1.25),
                  ('num_epochs', 10.0), ('num_robust_eval_examples', 1000)))

@@ -15,14 +15,14 @@ other MNIST ℓ∞ reference rows. The standard model is the one of
 reference_mnist_linf_cpu.py.
 """
 
-from tradeoff import configlib
+from launch import grids
 
 
 def get_config(arg=None):
   del arg
-  s = configlib.reference_sweep(
+  s = grids.reference_sweep(
       'reference_mnist_linf_cpu_pgd3', 'configs/mnist_linf.py', 0.3,
-      overrides=(('attack.num_steps', 3), ('attack.rel_step_size', 2.5 / 3),
+      overrides=(('attack.num_steps', 3), ('attack.step_scale', 2.5),
                  ('num_epochs', 10.0), ('num_robust_eval_examples', 1000)))
   s.grid = [(('attack.eps', (0.3,)),)]
   return s

@@ -16,15 +16,15 @@ Evaluation is PGD-100 with 5 random restarts on the first 1000 test images
 this evaluation as it is.
 """
 
-from tradeoff import configlib
+from launch import grids
 
 
 def get_config(arg=None):
   del arg
-  s = configlib.reference_sweep(
+  s = grids.reference_sweep(
       'reference_mnist_linf_cpu_pgd7', 'configs/mnist_linf.py', 0.3,
-      overrides=(('attack.num_steps', 7), ('attack.rel_step_size', 2.5 / 7),
-                 ('eval_attack.rel_step_size', 2.5 / 100),
+      overrides=(('attack.num_steps', 7), ('attack.step_scale', 2.5),
+                 ('eval_attack.step_scale', 2.5),
                  ('num_epochs', 10.0), ('num_robust_eval_examples', 1000)))
   s.grid = [(('attack.eps', (0.3,)),)]
   return s

@@ -20,7 +20,7 @@ Pearson correlation between gradient and image (and of |gradient| and image).
 Figure 3 (adversarial): targeted large-ε adversarial examples (target: a
 seeded random other class), PGD from x itself (no random start),
 `attack_steps` normalised-gradient (ℓ2) or sign (ℓ∞) steps of size
-rel_step_size·ε/attack_steps, against the standard and the robust model.
+step_scale·ε/attack_steps, against the standard and the robust model.
 Number: the share of these examples that the independently trained standard
 model classifies as the target class, for examples made against the robust
 vs the standard model.
@@ -45,7 +45,8 @@ import numpy as np
 from tradeoff import attacks
 from tradeoff import configlib
 from tradeoff import data
-from tradeoff import evaluate
+from tradeoff import experiment
+from tradeoff import workdir as workdir_lib
 from tradeoff import models
 from tradeoff import objectives
 from tradeoff.figures import common
@@ -125,9 +126,10 @@ class Model:
 
 def load_model(role: str, workdir: str) -> tuple[Model, data.Dataset]:
   """The latest checkpoint of a finished run, as a jitted logits function."""
-  config = evaluate.load_run_config(workdir)
+  config = workdir_lib.load_config(workdir)
   results = common.read_json(os.path.join(workdir, 'results.json'))
-  ds, module, _, states = evaluate.load_states(config, workdir)
+  exp, states = experiment.restore(config, workdir)
+  ds, module = exp.ds, exp.module
   state = states[max(states)]
   apply = jax.jit(lambda p, s, x: models.apply(module, p, s, x, False)[0])
   params, model_state = state.params, state.model_state
@@ -153,7 +155,7 @@ def input_gradients(model: Model, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def large_eps_attack(norm: str, eps: float, spec, bounds) -> attacks.Attack:
   return attacks.Attack(norm=norm, eps=float(eps), num_steps=int(spec.attack_steps),
-                        step_size=float(spec.rel_step_size) * eps / int(spec.attack_steps),
+                        step_size=float(spec.step_scale) * eps / int(spec.attack_steps),
                         restarts=1, random_start=False, loss='ce', bounds=bounds, unroll=False)
 
 

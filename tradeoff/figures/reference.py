@@ -7,7 +7,7 @@ the models of Figures 2-4 from configs/figures/robust_models.py, with
 larger MNIST models) and every robust model it names (robust_linf, robust_l2), the
 standard model and that robust model are re-evaluated from their checkpoints
 under the same attack: the robust model's training norm and ε, PGD with
-`reference_attack.num_steps` steps of rel_step_size·ε/num_steps and
+`reference_attack.num_steps` steps of step_scale·ε/num_steps and
 `reference_attack.restarts` random restarts, on the first
 `reference_attack.num_examples` test images (clean accuracy on all of them).
 A sweep's standard run is evaluated at its own ε = 0 only, so this is where
@@ -32,7 +32,8 @@ import time
 
 import jax
 
-from tradeoff import evaluate
+from tradeoff import experiment
+from tradeoff import workdir as workdir_lib
 from tradeoff.figures import common
 from tradeoff.figures import perception
 
@@ -41,13 +42,11 @@ DEFAULT_SPEC = 'configs/figures/reference_models.py'
 
 def strong_eval_config(workdir: str, norm: str, eps: float, atk_spec):
   """The run's config with its evaluation attack replaced by the reference attack."""
-  config = evaluate.load_run_config(workdir)
-  steps = int(atk_spec.num_steps)
+  config = workdir_lib.load_config(workdir)
   ea = config.eval_attack
-  ea.norm, ea.eps, ea.num_steps = norm, float(eps), steps
+  ea.norm, ea.eps, ea.num_steps = norm, float(eps), int(atk_spec.num_steps)
   ea.restarts, ea.random_start = int(atk_spec.restarts), True
-  ea.rel_step_size = float(atk_spec.rel_step_size) / steps
-  ea.step_size = float(atk_spec.rel_step_size) * float(eps) / steps
+  ea.step_scale, ea.step_size = float(atk_spec.step_scale), None
   config.num_robust_eval_examples = int(atk_spec.num_examples)
   config.num_eval_examples = 0
   return config
@@ -60,7 +59,7 @@ def _same_threat_and_attack(row: dict, wd: str, norm: str, eps: float, atk_spec)
   return (row['workdir'] == wd and row['threat_norm'] == norm and row['threat_eps'] == eps
           and (atk['num_steps'], atk['restarts'], atk['random_start']) ==
           (steps, int(atk_spec.restarts), True)
-          and abs(atk['step_size'] - float(atk_spec.rel_step_size) * eps / steps) < 1e-9
+          and abs(atk['step_size'] - float(atk_spec.step_scale) * eps / steps) < 1e-9
           and row['num_robust_examples'] == min(int(atk_spec.num_examples),
                                                 row['num_examples']))
 
@@ -76,7 +75,7 @@ def _same_evaluation(row: dict, wd: str, train_results: dict, norm: str, eps: fl
 
 def _own_evaluation(train_results: dict, wd: str, norm: str, eps: float,
                     atk_spec) -> dict | None:
-  """The run's own final evaluation (its results.json), in evaluate_run's keys, if
+  """The run's own final evaluation (its results.json), in experiment.evaluate_checkpoint's keys, if
   it used the reference attack at (norm, eps) with clean accuracy on the whole
   test set; None otherwise (the table then evaluates the checkpoint itself)."""
   atk = train_results.get('eval_attack')
@@ -156,7 +155,7 @@ def reference_experiment(spec, dataset: str, previous: dict | None = None) -> di
                      'using that evaluation', dataset, role, norm, eps, wd)
         eval_commit = train_results['commit']
       else:
-        res = evaluate.evaluate_run(strong_eval_config(wd, norm, eps, spec.reference_attack),
+        res = experiment.evaluate_checkpoint(strong_eval_config(wd, norm, eps, spec.reference_attack),
                                     wd)
         jax.clear_caches()
         eval_commit = commit

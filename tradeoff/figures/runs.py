@@ -1,6 +1,7 @@
 """Training runs behind the figure experiments: configs, training, weights, records."""
 from __future__ import annotations
 
+import copy
 import gc
 import os
 
@@ -9,7 +10,7 @@ import ml_collections
 import numpy as np
 
 from tradeoff import configlib
-from tradeoff import evaluate
+from tradeoff import experiment
 from tradeoff import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -26,8 +27,7 @@ def load_config(name: str) -> ml_collections.ConfigDict:
 def with_eps(base: ml_collections.ConfigDict, eps_train: float,
              eps_test: float | None = None) -> ml_collections.ConfigDict:
   """A copy of `base` with the training ε (and, if given, the evaluation ε) set."""
-  c = ml_collections.ConfigDict(base.to_dict())
-  configlib.restore_placeholders(c)
+  c = copy.deepcopy(base)
   c.attack.eps = float(eps_train)
   if eps_test is not None:
     c.eval_attack.eps = float(eps_test)
@@ -45,7 +45,7 @@ def train_run(config, workdir: str) -> dict:
 
 def linear_weights(config, workdir: str, steps=None) -> dict[int, tuple[np.ndarray, float]]:
   """{step: (w f64[D], b)} of a linear single-logit run's checkpoints."""
-  _, _, _, states = evaluate.load_states(config, workdir, steps)
+  _, states = experiment.restore(config, workdir, steps)
   out = {}
   for step, st in states.items():
     dense = st.params['dense']

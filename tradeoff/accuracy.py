@@ -18,8 +18,9 @@ from tradeoff import attacks
 from tradeoff import data
 from tradeoff import models
 from tradeoff import objectives
+from tradeoff import parallel
 
-AXIS = 'batch'
+AXIS = parallel.AXIS
 
 
 def make_eval_step(module: nn.Module, attack: attacks.Attack) -> Callable:
@@ -63,7 +64,7 @@ def evaluate(p_eval_step: Callable, params, model_state, x: np.ndarray, y: np.nd
   num_devices = jax.local_device_count()
   totals = None
   for i, batch in enumerate(data.eval_batches(x, y, batch_size)):
-    sums = p_eval_step(params, model_state, data.shard(batch, num_devices),
+    sums = p_eval_step(params, model_state, parallel.shard(batch, num_devices),
                        jax.random.fold_in(rng, i))
     sums = jax.tree.map(lambda a: a[0], sums)
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)

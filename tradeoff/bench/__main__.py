@@ -21,12 +21,12 @@ from __future__ import annotations
 import json
 import os
 
-from absl import app
 from absl import flags
 
-from tradeoff import bench_profile
-from tradeoff import benchmarks
+from tradeoff import cli
 from tradeoff import provenance
+from tradeoff.bench import profile as bench_profile
+from tradeoff.bench import steps as benchmarks
 
 _BATCH = flags.DEFINE_integer('batch_size', 128, 'Global batch size.')
 _STEPS = flags.DEFINE_list('pgd_steps', ['7', '40'], 'PGD step counts to benchmark.')
@@ -79,7 +79,8 @@ def main(argv):
 
 
 def _provenance() -> dict:
-  return {'device': provenance.device_description(), 'commit': provenance.git_commit(),
+  return {'device': provenance.device_description(), 'host': provenance.host(),
+          'commit': provenance.git_commit(),
           'versions': provenance.versions(), 'xla_flags': os.environ.get('XLA_FLAGS', '')}
 
 
@@ -92,4 +93,4 @@ def _write(out: dict) -> None:
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -1,7 +1,7 @@
-"""The benchmarked training step and its measurements; `python -m tradeoff.bench` runs them.
+"""The benchmarked training step and its timings; `python -m tradeoff.bench` runs them.
 
-Madry et al. MNIST CNN, ℓ∞ ε = 0.3, PGD-k with step 0.01 from a random start,
-Adam; random inputs (no dataset needed). See tradeoff/bench.py for the command
+Madry et al. MNIST CNN, ℓ∞ ε = 0.3, PGD-k with step 2.5·ε/k from a random start,
+Adam; random inputs (no dataset needed). See tradeoff/bench/__main__.py for the command
 and what the figures mean.
 """
 from __future__ import annotations
@@ -17,8 +17,10 @@ import optax
 from tradeoff import attacks
 from tradeoff import bench_xla
 from tradeoff import data
+from tradeoff import experiment
 from tradeoff import losses
 from tradeoff import models
+from tradeoff import parallel
 from tradeoff import train
 
 
@@ -26,13 +28,14 @@ def setup_step(num_steps: int, batch_size: int):
   """The benchmarked step: (loss_fn, ctx, state, batch) for Madry CNN + PGD-k, ℓ∞ ε = 0.3."""
   module = models.MadryCNN(num_outputs=10, mean=(0.1307,), std=(0.3081,))
   attack = attacks.Attack(norm='linf', eps=0.3 if num_steps else 0.0, num_steps=num_steps,
-                          step_size=0.01, restarts=1, random_start=True)
+                          step_size=2.5 * 0.3 / max(num_steps, 1), restarts=1,
+                          random_start=True)
   loss_fn = losses.get('pgd_at' if num_steps else 'standard')
   ctx = losses.Context(module=module, attack=attack, config=ml_collections.ConfigDict())
   rng = np.random.default_rng(0)
   x = rng.random((batch_size, 28, 28, 1), np.float32)
   y = rng.integers(0, 10, batch_size).astype(np.int32)
-  state = train.create_state(jax.random.key(0), module, x, optax.adam(1e-3))
+  state = experiment.create_state(jax.random.key(0), module, x, optax.adam(1e-3))
   return loss_fn, ctx, state, {'image': x, 'label': y}
 
 
@@ -40,7 +43,7 @@ def pmapped(loss_fn, ctx, state, batch):
   """(pmapped train step, state replicated and batch sharded over all local devices)."""
   n = jax.local_device_count()
   p_step = train.make_p_train_step(loss_fn, ctx, data.get_augmentation('none'))
-  return p_step, train.replicate(state, n), data.shard(batch, n)
+  return p_step, parallel.replicate(state, n), parallel.shard(batch, n)
 
 
 def header(out: dict) -> str:

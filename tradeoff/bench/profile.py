@@ -24,7 +24,7 @@ import time
 
 import jax
 
-from tradeoff import benchmarks
+from tradeoff.bench import steps as benchmarks
 
 _INSTRUCTION = re.compile(r'^\s*(?:ROOT )?%?([\w.\-]+) = (\(.*?\)|\S+) ([\w\-]+)\((.*)$', re.M)
 _OP_NAME = re.compile(r'op_name="([^"]*)"')

@@ -1,0 +1,86 @@
+"""The one way tradeoff's command line programs start: absl flags, one-line user errors.
+
+Every entry point (`python -m tradeoff.main`, `tradeoff.evaluate`, `tradeoff.export`,
+`tradeoff.figures`, `tradeoff.bench`, `launch.sweep`) defines its flags at
+module level with absl, so `--help` lists them, and calls `cli.run(main)`:
+
+- a `errors.UserError` (bad config value, missing data, unknown name) prints
+  `<program>: error: <message>` on one line and exits with status 2;
+- `--config=PATH[:variant]` naming a file that does not exist, or a variant
+  its get_config rejects, is caught before absl loads it (absl would print a
+  long, repeated message or a traceback);
+- SIGTERM is turned into KeyboardInterrupt, as SIGINT already is, so a
+  preempted or timed-out job runs the same clean-up as Ctrl-C; the training
+  loop catches both itself, saves a checkpoint and raises
+  `errors.Interrupted`, which exits with status 128 + the signal number;
+- any other exception is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Callable
+
+from absl import app
+
+from tradeoff import configlib
+from tradeoff import errors
+
+EXIT_USER_ERROR = 2
+
+
+def program_name() -> str:
+  main = sys.modules.get('__main__')
+  spec = getattr(main, '__spec__', None)
+  return spec.name if spec is not None else os.path.basename(sys.argv[0])
+
+
+def fail(message: str) -> None:
+  """Prints a user error as one line and exits with status 2."""
+  print(f'{program_name()}: error: {message}', file=sys.stderr)
+  sys.exit(EXIT_USER_ERROR)
+
+
+def check_config_file_flags(argv: list[str], names=('config', 'spec', 'sweep'),
+                            config_file_flags=('config', 'spec')) -> None:
+  """Fails with one line if a --config / --spec / --sweep file does not exist, or
+  if a config file's get_config rejects its ':variant' argument."""
+  for i, arg in enumerate(argv[1:], start=1):
+    for name in names:
+      value = None
+      if arg.startswith(f'--{name}='):
+        value = arg.split('=', 1)[1]
+      elif arg == f'--{name}' and i + 1 < len(argv):
+        value = argv[i + 1]
+      if value:
+        path = value.split(':', 1)[0]
+        if not os.path.isfile(path):
+          fail(f'--{name}={value}: file {path!r} not found.')
+        if name in config_file_flags:
+          try:  # absl would report get_config's errors with a traceback
+            configlib.load(value)
+          except errors.UserError as e:
+            fail(f'--{name}={value}: {e}')
+
+
+def _sigterm_as_interrupt(signum, frame):
+  del frame
+  raise KeyboardInterrupt(f'signal {signum}')
+
+
+def run(main: Callable[[list[str]], None]) -> None:
+  """absl's app.run(main), with user errors as one line and SIGTERM as Ctrl-C."""
+  check_config_file_flags(sys.argv)
+
+  def wrapped(argv):
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    try:
+      return main(argv)
+    except errors.UserError as e:
+      fail(str(e))
+    except errors.Interrupted as e:
+      print(f'{program_name()}: {e}', file=sys.stderr)
+      sys.exit(128 + e.signum)
+
+  app.run(wrapped)

@@ -1,0 +1,244 @@
+"""An experiment: what a config asks for, built once and checked before anything runs.
+
+    config ──validate──▶ resolve (attack steps) ──▶ data, model, attacks, loss context
+    workdir ──────────────────────────────────────▶ the same, plus restored TrainStates
+
+`validate` rejects a config that would train or evaluate the wrong thing
+(unknown names, values out of range, an evaluation attack weaker than the
+training attack) with a `errors.UserError` naming the value and the valid
+choices, before any file is written. `build` then loads the data (which also
+checks `data.classes` and `data.train_size` against the dataset) and resolves
+the attack blocks to concrete values, once.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax.training import train_state
+
+from tradeoff import accuracy
+from tradeoff import attacks
+from tradeoff import configlib
+from tradeoff import data
+from tradeoff import errors
+from tradeoff import losses
+from tradeoff import models
+from tradeoff import optim
+from tradeoff import parallel
+from tradeoff import provenance
+from tradeoff import registry
+from tradeoff import synthetic  # noqa: F401  (registers the 'synthetic' dataset)
+from tradeoff import workdir as workdir_lib
+
+
+class TrainState(train_state.TrainState):
+  """flax TrainState plus non-parameter model collections (BatchNorm statistics)."""
+  model_state: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """A config made concrete.
+
+  Attributes:
+    config: the config with its attack blocks resolved (configlib.resolve).
+    ds: the dataset after class selection and subsetting.
+    module: the flax model (normalisation inside).
+    train_attack: the training attack (eps 0: standard training).
+    eval_attack: the final evaluation's attack.
+    ctx: what the loss function gets besides params, state, batch and rng.
+  """
+  config: ml_collections.ConfigDict
+  ds: data.Dataset
+  module: nn.Module
+  train_attack: attacks.Attack
+  eval_attack: attacks.Attack
+  ctx: losses.Context
+
+  @property
+  def num_train(self) -> int:
+    return len(self.ds.y_train)
+
+
+def _check_positive(name: str, value, minimum=1) -> None:
+  if value < minimum:
+    raise errors.UserError(f'{name}={value} must be >= {minimum}.')
+
+
+def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Checks what can be checked without data; returns the resolved config.
+
+  Raises:
+    errors.UserError: naming the bad value and the valid choices.
+  """
+  registry.check_choice('data.name', config.data.name, data.DATASETS.names())
+  registry.check_choice('data.augment', config.data.augment, sorted(data.AUGMENTATIONS))
+  models.MODELS.get(config.model.name)
+  losses.get(config.loss.name)
+  registry.check_choice('optim.name', config.optim.name, optim.OPTIMIZERS)
+  registry.check_choice('optim.schedule', config.optim.schedule, optim.SCHEDULES)
+  registry.check_choice('norm', config.norm, attacks.NORMS)
+  if config.data.train_size < 0:
+    raise errors.UserError(f'data.train_size={config.data.train_size} must be >= 0 '
+                           f'(0: the whole training set).')
+  classes = tuple(config.data.classes)
+  if classes and (len(classes) < 2 or len(set(classes)) != len(classes)
+                  or any(not isinstance(c, int) or c < 0 for c in classes)):
+    raise errors.UserError(f'data.classes={classes} must list at least 2 distinct class '
+                           f'indices >= 0, or be () for all classes.')
+  num_devices = parallel.local_device_count()
+  for name in ('batch_size', 'eval_batch_size'):
+    b = config.data[name]
+    if b <= 0 or b % num_devices:
+      raise errors.UserError(f'data.{name}={b} must be a positive multiple of the '
+                             f'{num_devices} local devices.')
+  for name in ('num_eval_examples', 'num_robust_eval_examples', 'num_train_steps',
+               'eval_every'):
+    _check_positive(name, config[name], 0)
+  for name in ('log_every', 'checkpoint_every', 'max_checkpoints'):
+    _check_positive(name, config[name])
+  if config.num_train_steps == 0 and not config.num_epochs > 0:
+    raise errors.UserError(f'num_epochs={config.num_epochs} must be > 0 when '
+                           f'num_train_steps is 0.')
+  if not 0.0 <= config.attack.eps_warmup < 1.0:
+    raise errors.UserError(f'attack.eps_warmup={config.attack.eps_warmup} must be in '
+                           f'[0, 1): the fraction of training over which the training ε '
+                           f'ramps up.')
+  resolved = configlib.resolve(config)
+  atk, ev = resolved.attack, resolved.eval_attack
+  for block, c in (('attack', atk), ('eval_attack', ev)):
+    registry.check_choice(f'{block}.norm', c.norm, attacks.NORMS)
+    if c.eps < 0:
+      raise errors.UserError(f'{block}.eps={c.eps} must be >= 0.')
+    _check_positive(f'{block}.num_steps', c.num_steps, 0)
+    _check_positive(f'{block}.restarts', c.restarts)
+    attacks.Attack.from_config(c, (0.0, 1.0))  # the Attack's own checks (reach, loss, ...)
+  if (ev.norm == atk.norm and ev.eps == atk.eps and atk.eps > 0 and
+      (ev.num_steps < atk.num_steps or ev.restarts < atk.restarts)):
+    raise errors.UserError(
+        f'eval_attack (num_steps={ev.num_steps}, restarts={ev.restarts}) is weaker than the '
+        f'training attack (num_steps={atk.num_steps}, restarts={atk.restarts}); robust '
+        f'accuracy must be measured with an attack at least as strong.')
+  return resolved
+
+
+def build(config: ml_collections.ConfigDict) -> Experiment:
+  """Validates `config`, loads its data and builds model, attacks and loss context."""
+  resolved = validate(config)
+  ds = data.load(resolved.data, resolved.seed)
+  module = models.build(resolved.model, ds.num_classes, ds.mean, ds.std,
+                        bn_axis_name=parallel.AXIS)
+  train_attack = attacks.Attack.from_config(resolved.attack, ds.bounds)
+  eval_attack = attacks.Attack.from_config(resolved.eval_attack, ds.bounds)
+  ctx = losses.Context(module=module, attack=train_attack, config=resolved.loss)
+  return Experiment(resolved, ds, module, train_attack, eval_attack, ctx)
+
+
+def model_record(exp: Experiment) -> dict:
+  """What rebuilding the model needs, for workdir/model.json and exports."""
+  ds = exp.ds
+  return {'model': exp.config.model.to_dict(), 'num_classes': ds.num_classes,
+          'input_shape': list(ds.x_train.shape[1:]),
+          'input_dtype': 'float32', 'input_range': None if ds.bounds is None else
+          list(ds.bounds),
+          'normalization': {'mean': list(ds.mean), 'std': list(ds.std),
+                            'applied_inside_model': bool(exp.config.model.normalize)},
+          'dataset': ds.info.get('source', ds.name), 'classes': list(exp.config.data.classes),
+          'class_names': ds.info.get('class_names')}
+
+
+def rng_streams(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(init, train, eval) keys of a run: a pure function of config.seed."""
+  k_init, k_train, k_eval = jax.random.split(jax.random.key(seed), 3)
+  return k_init, k_train, k_eval
+
+
+def eval_split(config: ml_collections.ConfigDict, ds: data.Dataset):
+  """The test examples a run is evaluated on: the first num_eval_examples (0: all)."""
+  n = config.num_eval_examples if config.num_eval_examples > 0 else len(ds.y_test)
+  return ds.x_test[:n], ds.y_test[:n]
+
+
+def total_steps(config: ml_collections.ConfigDict, num_train: int) -> int:
+  if config.num_train_steps > 0:
+    return int(config.num_train_steps)
+  return max(1, math.ceil(config.num_epochs * num_train / config.data.batch_size))
+
+
+def create_state(rng, module: nn.Module, example_input: np.ndarray,
+                 tx: optax.GradientTransformation) -> TrainState:
+  variables = module.init(rng, jnp.asarray(example_input[:1]), train=False)
+  variables = flax.core.unfreeze(variables)
+  params = variables.pop('params')
+  return TrainState.create(apply_fn=module.apply, params=params, tx=tx,
+                           model_state=variables)
+
+
+def initial_state(exp: Experiment):
+  """(TrainState at step 0, learning-rate schedule, total steps) of an experiment."""
+  steps = total_steps(exp.config, exp.num_train)
+  tx, lr_schedule = optim.build(exp.config.optim, steps)
+  k_init, _, _ = rng_streams(exp.config.seed)
+  state = create_state(k_init, exp.module, data.to_float(exp.ds.x_train[:1]), tx)
+  return state, lr_schedule, steps
+
+
+def restore(config: ml_collections.ConfigDict, workdir: str, steps=None):
+  """A run's experiment and its checkpointed TrainStates.
+
+  Args:
+    config: the run's config (workdir.load_config), possibly with overrides.
+    workdir: the run directory.
+    steps: checkpoint steps to restore; None: the newest readable one; 'all':
+      every saved step, in order.
+
+  Returns:
+    (experiment, {step: TrainState}).
+  """
+  exp = build(config)
+  like, _, _ = initial_state(exp)
+  if steps is None:
+    mngr, state, _ = workdir_lib.restore_latest(workdir, like, config.max_checkpoints)
+    mngr.close()
+    if state is None:
+      raise errors.DataNotFoundError(f'No checkpoint in {workdir_lib.checkpoint_dir(workdir)}.')
+    return exp, {int(state.step): state}
+  mngr = workdir_lib.checkpoint_manager(workdir, config.max_checkpoints)
+  if steps == 'all':
+    steps = sorted(mngr.all_steps())
+  if not steps:
+    raise errors.DataNotFoundError(f'No checkpoint in {workdir_lib.checkpoint_dir(workdir)}.')
+  states = {int(s): workdir_lib.restore_checkpoint(mngr, s, like)[0] for s in steps}
+  mngr.close()
+  return exp, states
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Restores the newest checkpoint of `workdir` and evaluates config.eval_attack."""
+  t0 = time.time()
+  exp, states = restore(config, workdir)
+  state = states[max(states)]
+  x_eval, y_eval = eval_split(exp.config, exp.ds)
+  num_devices = parallel.local_device_count()
+  _, _, rng = rng_streams(exp.config.seed)  # as in training: same numbers
+  result = accuracy.evaluate_clean_and_robust(
+      exp.module, exp.eval_attack, parallel.replicate(state.params, num_devices),
+      parallel.replicate(state.model_state, num_devices), x_eval, y_eval,
+      exp.config.data.eval_batch_size, rng, exp.config.num_robust_eval_examples)
+  return {'workdir': os.path.abspath(workdir), 'checkpoint_step': int(state.step),
+          'config': workdir_lib.as_json(config),
+          'commit': provenance.git_commit(), 'device': provenance.device_description(),
+          'host': provenance.host(), 'versions': provenance.versions(),
+          'wall_time_s': time.time() - t0, 'data': exp.ds.info,
+          'eval_attack': exp.eval_attack.describe(), **result}

@@ -1,0 +1,235 @@
+"""A run's directory: the only code that reads or writes its files.
+
+    <workdir>/config.json    the config the run was started with (unresolved: the
+                             attack steps follow later command-line overrides)
+    <workdir>/model.json     everything needed to rebuild the model outside the
+                             data pipeline: architecture config, classes, the
+                             normalisation mean/std, input shape and box
+    <workdir>/checkpoints/   orbax: <step>/state (TrainState) + <step>/meta (JSON)
+    <workdir>/metrics.jsonl  one JSON line per log step (writers.py)
+    <workdir>/results.json   the finished run: config, provenance, accuracies
+    <workdir>/evaluations/   re-evaluations of its checkpoints (tradeoff.evaluate)
+
+It also owns the compatibility rules: which config fields may change when a
+run is resumed (RESUMABLE_CHANGES), which fields were added to the schema
+later and what their absence means (ADDED_FIELDS), and how older configs are
+read (`upgrade`).
+
+Orbax writes a checkpoint step into a temporary directory and renames it when
+complete, so a run killed mid-save still finds its previous checkpoint; a
+checkpoint damaged afterwards (a truncated file) is moved aside with a warning
+and the newest readable one is used instead (`restore_latest`).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from typing import Any
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+from tradeoff import configlib
+from tradeoff import errors
+
+# Fields that may change when a run is resumed: they do not change what is trained.
+RESUMABLE_CHANGES = ('log_every', 'checkpoint_every', 'eval_every', 'max_checkpoints',
+                     'data.data_dir', 'data.download', 'tensorboard', 'progress_bar')
+
+# Config fields added to the schema after runs were made with it, and the value
+# that reproduces the older behaviour: a saved config without the field is read
+# as having that value, so older runs still resume and count as finished.
+ADDED_FIELDS = {'model.keep_features': [], 'num_robust_eval_examples': 0}
+
+DAMAGED_DIR = 'damaged'
+
+
+def _flat(d: dict, prefix: str = '') -> dict:
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f'{prefix}{k}.'))
+    else:
+      out[f'{prefix}{k}'] = v
+  return out
+
+
+def upgrade(saved: dict) -> dict:
+  """A saved config in today's schema.
+
+  Attack blocks once held `rel_step_size` r (step = r·ε); today they hold
+  `step_scale` s (step = s·ε/num_steps), so s = r·num_steps gives the same step.
+  """
+  saved = json.loads(json.dumps(saved))
+  for block in configlib.ATTACK_BLOCKS:
+    b = saved.get(block)
+    if isinstance(b, dict) and 'rel_step_size' in b:
+      b['step_scale'] = round(b.pop('rel_step_size') * max(b['num_steps'], 1), 10)
+  return saved
+
+
+def as_json(config: ml_collections.ConfigDict) -> dict:
+  return json.loads(config.to_json_best_effort())
+
+
+def config_diff(saved: dict, new: dict) -> list[str]:
+  """Dotted keys whose values differ, ignoring RESUMABLE_CHANGES and ADDED_FIELDS defaults."""
+  saved, new = _flat(upgrade(saved)), _flat(upgrade(new))
+  saved = {**{k: v for k, v in ADDED_FIELDS.items() if k not in saved}, **saved}
+  return sorted(k for k in set(saved) | set(new)
+                if saved.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
+
+
+def _read_json(path: str) -> dict:
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except json.JSONDecodeError as e:
+    raise errors.UserError(f'{path} is not valid JSON ({e}); the file is damaged.') from e
+
+
+def write_json(path: str, payload: dict, indent: int = 2) -> None:
+  tmp = path + '.tmp'
+  with open(tmp, 'w') as f:
+    json.dump(payload, f, indent=indent)
+  os.replace(tmp, path)  # a reader never sees half a file
+
+
+def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Creates the workdir and saves config.json, or checks that a resumed run
+  trains what was started there."""
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, 'config.json')
+  current = as_json(config)
+  if os.path.exists(path):
+    saved = _read_json(path)
+    diff = config_diff(saved, current)
+    if diff:
+      saved_flat, new_flat = _flat(upgrade(saved)), _flat(current)
+      details = '; '.join(f'{k}: {saved_flat.get(k)!r} -> {new_flat.get(k)!r}' for k in diff)
+      raise errors.UserError(f'{workdir} holds a run with a different config ({details}). '
+                             f'Use a new --workdir, or the same config to resume.')
+  write_json(path, current)
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  """The run's config.json as a ConfigDict whose fields can all be overridden."""
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(path):
+    raise errors.DataNotFoundError(
+        f'{path} not found: --workdir={workdir} is not a tradeoff run directory.')
+  return configlib.from_json(upgrade(_read_json(path)))
+
+
+def write_model_record(workdir: str, record: dict) -> None:
+  write_json(os.path.join(workdir, 'model.json'), record)
+
+
+def read_model_record(workdir: str) -> dict | None:
+  path = os.path.join(workdir, 'model.json')
+  return _read_json(path) if os.path.exists(path) else None
+
+
+def write_results(workdir: str, results: dict) -> str:
+  path = os.path.join(workdir, 'results.json')
+  write_json(path, results)
+  return path
+
+
+def read_results(workdir: str) -> dict | None:
+  path = os.path.join(workdir, 'results.json')
+  return _read_json(path) if os.path.exists(path) else None
+
+
+def finished_results(config: ml_collections.ConfigDict, workdir: str) -> dict | None:
+  """The run's results.json if it finished with this config (modulo RESUMABLE_CHANGES)."""
+  results = read_results(workdir)
+  if results is None:
+    return None
+  return None if config_diff(results.get('config', {}), as_json(config)) else results
+
+
+def evaluation_path(workdir: str, attack: dict) -> str:
+  """Where tradeoff.evaluate writes a re-evaluation under `attack` (Attack.describe())."""
+  name = f"{attack['norm']}_eps{attack['eps']:g}_{attack['name']}x{attack['restarts']}"
+  return os.path.join(workdir, 'evaluations', name + '.json')
+
+
+# ---------------------------------------------------------------------------
+# Checkpoints.
+
+def checkpoint_dir(workdir: str) -> str:
+  return os.path.abspath(os.path.join(workdir, 'checkpoints'))
+
+
+def checkpoint_manager(workdir: str, max_to_keep: int = 3) -> ocp.CheckpointManager:
+  return ocp.CheckpointManager(
+      checkpoint_dir(workdir),
+      options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                           cleanup_tmp_directories=True),
+      item_names=('state', 'meta'))
+
+
+def save_checkpoint(mngr: ocp.CheckpointManager, step: int, state: Any, meta: dict) -> None:
+  mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                          meta=ocp.args.JsonSave(meta)))
+
+
+def restore_checkpoint(mngr: ocp.CheckpointManager, step: int, like: Any) -> tuple[Any, dict]:
+  """(state, meta) of the checkpoint at `step`, shaped like `like`."""
+  if step not in mngr.all_steps():
+    raise errors.DataNotFoundError(f'No checkpoint at step {step} in {mngr.directory}; '
+                                   f'saved steps: {sorted(mngr.all_steps())}.')
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+  out = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
+                                                   meta=ocp.args.JsonRestore()))
+  return out['state'], dict(out['meta'])
+
+
+def restore_latest(workdir: str, like: Any, max_to_keep: int = 3
+                   ) -> tuple[ocp.CheckpointManager, Any, dict | None]:
+  """(manager, state, meta) of the newest readable checkpoint, or (manager, None, None).
+
+  A checkpoint that cannot be read (a truncated array or metadata file) is
+  moved to checkpoints/damaged/<step> with a warning naming it, and the next
+  older one is tried; it is an error only when checkpoints exist and none of
+  them can be read.
+  """
+  mngr = checkpoint_manager(workdir, max_to_keep)
+  damaged = []
+  for step in sorted(mngr.all_steps(), reverse=True):
+    try:
+      state, meta = restore_checkpoint(mngr, step, like)
+    except Exception as e:  # pylint: disable=broad-except  (any unreadable file)
+      path = os.path.join(checkpoint_dir(workdir), str(step))
+      logging.warning('Checkpoint at step %d (%s) cannot be read (%s: %s); trying an older '
+                      'one.', step, path, type(e).__name__, str(e).splitlines()[0][:300])
+      damaged.append(step)
+      continue
+    if damaged:
+      mngr = _set_aside(workdir, mngr, damaged, max_to_keep)
+      logging.warning('Resuming from step %d; damaged checkpoints %s moved to %s.', step,
+                      damaged, os.path.join(checkpoint_dir(workdir), DAMAGED_DIR))
+    return mngr, state, meta
+  if damaged:
+    raise errors.DataNotFoundError(
+        f'No readable checkpoint in {checkpoint_dir(workdir)}: steps {damaged} are all '
+        f'damaged. Move them away to train from scratch in this workdir.')
+  return mngr, None, None
+
+
+def _set_aside(workdir, mngr, steps, max_to_keep):
+  """Moves damaged step directories out of orbax's view, so the resumed run can
+  save those steps again; returns a manager that no longer lists them."""
+  mngr.close()
+  root = checkpoint_dir(workdir)
+  os.makedirs(os.path.join(root, DAMAGED_DIR), exist_ok=True)
+  for step in steps:
+    target = os.path.join(root, DAMAGED_DIR, str(step))
+    if os.path.exists(target):
+      shutil.rmtree(target)
+    os.replace(os.path.join(root, str(step)), target)
+  return checkpoint_manager(workdir, max_to_keep)
