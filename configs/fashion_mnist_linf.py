@@ -15,7 +15,7 @@ def get_config(arg=None):
   c = configlib.base_config(dataset='fashion_mnist', norm='linf', eps=0.1, model='madry_cnn')
   c.attack = configlib.train_attack_config(40, 40 / 30)  # step ε/30
   c.eval_attack = configlib.attack_config(100, 100 / 30, restarts=5)  # step ε/30
-  c.attack.eps_warmup = 0.1  # training ε ramps up over the first 10 % (README: Configs)
+  c.attack.eps_warmup = 0.1  # training ε ramps up over the first 10 % (docs/usage.md: Configs)
   c.optim.name = 'adam'
   c.optim.learning_rate = 1e-3
   c.optim.schedule = 'cosine'

@@ -146,7 +146,7 @@ def size_sweep(name: str, base: str, eps,
   """A Figure 1 / 6 sweep at the reduced scale: training ε × training-set size.
 
   n in `large_sizes` with one seed, n ∈ {100, 1000} with two; every run
-  trains max(1200 steps, 2 epochs) of batch 128 (see README: Sweeps).
+  trains max(1200 steps, 2 epochs) of batch 128 (see docs/results.md: Sweeps).
   """
   s = ml_collections.ConfigDict()
   s.name = name

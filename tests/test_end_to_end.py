@@ -124,7 +124,7 @@ def test_killed_run_resumes_to_the_same_parameters(mnist_dir, repo_root, tmp_pat
           f'--config.data.data_dir={mnist_dir}', '--config.num_train_steps=60',
           '--config.checkpoint_every=5', '--config.data.batch_size=64',
           '--config.data.train_size=256', '--config.attack.num_steps=5',
-          '--config.eval_attack.num_steps=5']
+          '--config.eval_attack.num_steps=5', '--config.model.width=0.25']
   clean, killed = str(tmp_path / 'clean'), str(tmp_path / 'killed')
   proc = _cli(repo_root, *args, f'--workdir={clean}')
   out = proc.communicate(timeout=600)[0]
@@ -163,7 +163,7 @@ def test_cli_overrides_typos_and_reevaluation(mnist_dir, repo_root, tmp_path):
   workdir = str(tmp_path / 'run')
   proc = _cli(repo_root, 'tradeoff.main', '--config=configs/mnist_linf.py:smoke',
               f'--workdir={workdir}', f'--config.data.data_dir={mnist_dir}',
-              '--config.eps=0.2', '--config.loss.name=trades')
+              '--config.eps=0.2', '--config.loss.name=trades', '--config.model.width=0.25')
   out = proc.communicate(timeout=600)[0]
   assert proc.returncode == 0, out
   results = json.load(open(os.path.join(workdir, 'results.json')))

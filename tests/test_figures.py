@@ -93,3 +93,22 @@ def test_fmt_eps_writes_cifar_radii_as_multiples_of_1_over_255():
   assert [common.fmt_eps(e) for e in (0, 0.2, 0.3, 0.314, 1.5)] == ['0', '0.2', '0.3', '0.314',
                                                                    '1.5']
   assert common.fmt_eps(0.0123457) == '0.0123457'   # long, but not a multiple of 1/255
+
+
+def test_docs_tables_are_generated_from_their_result_files(tmp_path, monkeypatch):
+  from tradeoff.figures import docs  # pylint: disable=g-import-not-at-top
+  docs.run(os.path.join(REPO, 'docs'), check=True)  # the committed docs are up to date
+  text = open(os.path.join(REPO, 'docs', 'results.md')).read()
+  assert text.count('<!-- table: ') >= 10
+  # A hand-edited number is caught by --check and undone by a rewrite.
+  edited = text.replace('| 0.1 | 86.2 %', '| 0.1 | 99.9 %', 1)
+  assert edited != text
+  (tmp_path / 'results.md').write_text(edited)
+  with pytest.raises(ValueError, match='Generated tables differ'):
+    docs.run(str(tmp_path), check=True)
+  monkeypatch.chdir(tmp_path)  # marker paths are relative to the repository, not the cwd
+  docs.run(str(tmp_path))
+  assert (tmp_path / 'results.md').read_text() == text
+  (tmp_path / 'results.md').write_text('<!-- table: nope x -->\n<!-- end table -->\n')
+  with pytest.raises(ValueError, match="Unknown table generator 'nope'"):
+    docs.run(str(tmp_path))

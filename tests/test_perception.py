@@ -10,6 +10,7 @@ import pytest
 from tradeoff import configlib
 from tradeoff import train
 from tradeoff.figures import perception
+from tradeoff.figures import specs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -124,7 +125,7 @@ def test_spec_errors_name_the_entry(smoke_models):
 
 
 def test_default_spec_loads_and_names_runs_of_the_sweeps():
-  spec = perception.load_spec(None)
+  spec = specs.load_spec(None)
   assert spec.mnist.robust_l2.startswith('runs/sweeps/figure1_mnist_l2/eps=1.5,')
   assert spec.mnist.large_eps_l2 == 4.0 and spec.cifar10.large_eps_l2 == 4.7
 
@@ -239,18 +240,18 @@ def test_reference_table_uses_a_runs_own_evaluation_under_the_same_attack(
 
 def test_default_reference_spec_uses_the_full_size_mnist_models():
   from tradeoff.figures import reference  # pylint: disable=g-import-not-at-top
-  spec = perception.load_spec(None, reference.DEFAULT_SPEC)
-  figures_spec = perception.load_spec(None)
+  spec = specs.load_spec(None, reference.DEFAULT_SPEC)
+  figures_spec = specs.load_spec(None)
   assert spec.mnist.standard == 'runs/sweeps/reference_mnist_linf_cpu/attack.eps=0'
   assert spec.mnist.robust_linf == 'runs/sweeps/reference_mnist_linf_cpu_pgd7/attack.eps=0.3'
   assert spec.mnist.robust_l2 == figures_spec.mnist.robust_l2
   assert spec.cifar10.to_dict() == figures_spec.cifar10.to_dict()
-  assert perception.spec_datasets(spec) == ['mnist', 'fashion_mnist', 'cifar10']
+  assert specs.spec_datasets(spec) == ['mnist', 'fashion_mnist', 'cifar10']
 
 
 def test_every_model_of_the_default_specs_is_a_run_of_a_committed_sweep(monkeypatch):
   import glob  # pylint: disable=g-import-not-at-top
-  from launch import sweep as sweep_lib  # pylint: disable=g-import-not-at-top
+  from launch import grids as sweep_lib  # pylint: disable=g-import-not-at-top
   from tradeoff.figures import reference  # pylint: disable=g-import-not-at-top
   monkeypatch.chdir(REPO)  # sweeps name their base config relative to the repository
   workdirs = set()
@@ -260,8 +261,8 @@ def test_every_model_of_the_default_specs_is_a_run_of_a_committed_sweep(monkeypa
       workdirs.add(run.workdir)
       if 'reference_' in s.name and 'cpu' in s.name:
         sweep_lib.run_config(s, run)  # every override names a real field
-  for spec in (perception.load_spec(None), perception.load_spec(None, reference.DEFAULT_SPEC)):
-    for dataset in perception.spec_datasets(spec):
-      for role in (*perception.ROLES, 'independent'):
+  for spec in (specs.load_spec(None), specs.load_spec(None, reference.DEFAULT_SPEC)):
+    for dataset in specs.spec_datasets(spec):
+      for role in (*specs.ROLES, 'independent'):
         wd = spec[dataset].get(role, '')
         assert not wd or wd in workdirs, (dataset, role, wd)

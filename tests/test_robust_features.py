@@ -6,21 +6,22 @@ import numpy as np
 import pytest
 
 from tradeoff import models
+from tradeoff.figures import images
 from tradeoff.figures import robust_features as rf
 
 
 def test_normalize_gradient_image_clips_at_3_sigma_and_rescales():
   g = np.zeros((4, 4, 3))
   g[0, 0, 0] = 100.0  # one outlier
-  out = rf.normalize_gradient_image(g)
+  out = images.normalize_gradient_image(g)
   assert out.min() >= 0 and out.max() <= 1 and out[0, 0, 0] == 1.0
   mu, sd = g.mean(), g.std()
   assert out[1, 1, 1] == pytest.approx((0 - (mu - 3 * sd)) / (6 * sd))
-  np.testing.assert_array_equal(rf.normalize_gradient_image(np.ones((2, 2))), 0.5)
+  np.testing.assert_array_equal(images.normalize_gradient_image(np.ones((2, 2))), 0.5)
 
 
 def test_signed_gradient_rgb_colours_by_sign():
-  rgb = rf.signed_gradient_rgb(np.array([[1.0, -1.0, 0.0]]))
+  rgb = images.signed_gradient_rgb(np.array([[1.0, -1.0, 0.0]]))
   np.testing.assert_allclose(rgb[0, 0], [1, 0, 0])  # positive: red
   np.testing.assert_allclose(rgb[0, 1], [0, 0, 1])  # negative: blue
   np.testing.assert_allclose(rgb[0, 2], [1, 1, 1])  # zero: white
@@ -28,13 +29,13 @@ def test_signed_gradient_rgb_colours_by_sign():
 
 def test_interpolate_has_both_endpoints_and_even_spacing():
   x, x_adv = np.zeros((2, 2)), np.full((2, 2), 4.0)
-  path = rf.interpolate(x, x_adv, 20)
+  path = images.interpolate(x, x_adv, 20)
   assert path.shape == (20, 2, 2)
   np.testing.assert_array_equal(path[0], x)
   np.testing.assert_array_equal(path[-1], x_adv)
   np.testing.assert_allclose(np.diff(path[:, 0, 0]), 4.0 / 19)
   with pytest.raises(ValueError, match='num >= 2'):
-    rf.interpolate(x, x_adv, 1)
+    images.interpolate(x, x_adv, 1)
 
 
 def test_correlation_top_k_and_weight_mass():

@@ -14,6 +14,9 @@ module level with absl, so `--help` lists them, and calls `cli.run(main)`:
   loop catches both itself, saves a checkpoint and raises
   `errors.Interrupted`, which exits with status 128 + the signal number;
 - any other exception is a bug and keeps its traceback.
+
+`python -m tradeoff.bench_xla` is the one exception: it imports only jax and
+numpy (argparse for its flags) so that it runs under old JAX releases.
 """
 from __future__ import annotations
 
@@ -33,7 +36,8 @@ EXIT_USER_ERROR = 2
 def program_name() -> str:
   main = sys.modules.get('__main__')
   spec = getattr(main, '__spec__', None)
-  return spec.name if spec is not None else os.path.basename(sys.argv[0])
+  name = spec.name if spec is not None else os.path.basename(sys.argv[0])
+  return name.removesuffix('.__main__')
 
 
 def fail(message: str) -> None:

@@ -101,13 +101,28 @@ def _load_tfds(name: str, data_cfg: ml_collections.ConfigDict) -> Dataset:
           f'({", ".join(h for h, _ in hosts)}) cannot be reached from here. '
           f'{_how_to_get(name)}')
     builder.download_and_prepare()
+  return _read_prepared(name, builder.data_dir)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_prepared(name: str, version_dir: str) -> Dataset:
+  """The arrays of a prepared tfds dataset, read once per process.
+
+  Figure commands and sweeps restore many runs of one dataset in one process;
+  the arrays are made read-only, so sharing them cannot leak changes between runs.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  builder = tfds.builder_from_directory(version_dir)
   arrays = {}
   for split in ('train', 'test'):
     ds = builder.as_dataset(split=split, batch_size=-1, as_supervised=True)
     x, y = tfds.as_numpy(ds)
-    arrays[split] = (np.asarray(x, np.uint8), np.asarray(y, np.int32))
+    x, y = np.asarray(x, np.uint8), np.asarray(y, np.int32)
+    x.setflags(write=False)
+    y.setflags(write=False)
+    arrays[split] = (x, y)
   mean, std, num_classes = _TFDS_STATS[name]
-  root = os.path.dirname(os.path.dirname(builder.data_dir))  # <root>/<name>/<version>
+  root = os.path.dirname(os.path.dirname(version_dir))  # <root>/<name>/<version>
   approximate = os.path.exists(os.path.join(root, APPROXIMATE_CIFAR10_MARKER))
   if approximate:
     logging.warning('%s in %s is the APPROXIMATE (JPEG q75) copy: label results '

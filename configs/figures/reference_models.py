@@ -15,7 +15,7 @@ full-size one trained with PGD-7 for 10 epochs:
 
 (the single-step ℓ∞ model of reference_mnist_linf_cpu overfitted
 catastrophically, and the PGD-3 one of reference_mnist_linf_cpu_pgd3 reached
-only 82 % under PGD-100; README: Reference models). MNIST's ℓ2 robust model stays
+only 82 % under PGD-100; docs/results.md: Reference models). MNIST's ℓ2 robust model stays
 the reduced-scale one of the Figure 1 sweep; the table's parameter column
 tells the sizes apart.
 """

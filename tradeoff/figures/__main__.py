@@ -6,6 +6,7 @@ r"""Runs the experiments behind a figure and draws it.
     python -m tradeoff.figures figure7 --results=figures/results/figure7_mnist_linf.json
     python -m tradeoff.figures gradients|adversarial|interpolation [--datasets=mnist,fashion_mnist]
     python -m tradeoff.figures reference [--datasets=mnist,fashion_mnist]
+    python -m tradeoff.figures docs [--check]
 
 Commands:
   theory   §2: Theorem 2.1 bound, Theorem 2.2 SVMs, the Gaussian variant
@@ -27,21 +28,21 @@ Commands:
            the accuracy table: the spec's standard and robust models re-evaluated
            under one strong attack (PGD-100 × 5 by default) at the robust model's
            norm and ε (figures/results/reference_table.md).
+  docs     rewrites the generated tables of docs/*.md from the result files they
+           name (--check: fail instead if one is out of date).
   table    a markdown table of the runs in --results=a.json,b.json (e.g. the
            reference-model sweeps), also written to <figures_dir>/results/table.md;
            --where=data.train_size=60000,seed=0 keeps the runs with that grid point.
 """
 from __future__ import annotations
 
-from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from tradeoff import cli
+from tradeoff import errors
 from tradeoff import writers
-
-COMMANDS = ('theory', 'binary_mnist', 'figure1', 'figure7', 'table', 'gradients',
-            'adversarial', 'interpolation', 'reference')
 
 _WORKDIR = flags.DEFINE_string('workdir', None,
                                'Root of the training runs (default runs/<command>).')
@@ -57,38 +58,69 @@ _WHERE = flags.DEFINE_list('where', None, 'table: only runs whose grid point has
                            'KEY=VALUE pairs, e.g. data.train_size=60000,seed=0.')
 _DATASETS = flags.DEFINE_list('datasets', ['mnist', 'fashion_mnist'],
                               'Datasets (spec entries) for Figures 2-4.')
+_DOCS_DIR = flags.DEFINE_string('docs_dir', 'docs', 'docs: the markdown files to update.')
+_CHECK = flags.DEFINE_bool('check', False, 'docs: fail if a generated table is out of date.')
+
+
+def _theory(workdir):
+  from tradeoff.figures import theory  # pylint: disable=g-import-not-at-top
+  return theory.run(workdir, _RESULTS_DIR.value, _FIGURES_DIR.value, _PLOT_ONLY.value)
+
+
+def _binary_mnist(workdir):
+  from tradeoff.figures import robust_features  # pylint: disable=g-import-not-at-top
+  return robust_features.run(workdir, _RESULTS_DIR.value, _FIGURES_DIR.value, _PLOT_ONLY.value)
+
+
+def _perception(command):
+  def run(workdir):
+    del workdir
+    from tradeoff.figures import perception  # pylint: disable=g-import-not-at-top
+    return perception.run(command, _SPEC.value, _DATASETS.value, _RESULTS_DIR.value,
+                          _FIGURES_DIR.value, _PLOT_ONLY.value)
+  return run
+
+
+def _reference(workdir):
+  del workdir
+  from tradeoff.figures import reference  # pylint: disable=g-import-not-at-top
+  return reference.run(_SPEC.value, _DATASETS.value, _RESULTS_DIR.value, _PLOT_ONLY.value)
+
+
+def _sweep_figure(command):
+  def run(workdir):
+    del workdir
+    if not _RESULTS.value:
+      raise errors.UserError(f'{command} needs --results=figures/results/<sweep name>.json.')
+    from tradeoff.figures import sweeps  # pylint: disable=g-import-not-at-top
+    return sweeps.run(command, _RESULTS.value, _FIGURES_DIR.value, _WHERE.value)
+  return run
+
+
+def _docs(workdir):
+  del workdir
+  from tradeoff.figures import docs  # pylint: disable=g-import-not-at-top
+  return docs.run(_DOCS_DIR.value, _CHECK.value)
+
+
+COMMANDS = {'theory': _theory, 'binary_mnist': _binary_mnist,
+            'figure1': _sweep_figure('figure1'), 'figure7': _sweep_figure('figure7'),
+            'table': _sweep_figure('table'), 'gradients': _perception('gradients'),
+            'adversarial': _perception('adversarial'),
+            'interpolation': _perception('interpolation'), 'reference': _reference,
+            'docs': _docs}
 
 
 def main(argv):
   if len(argv) != 2 or argv[1] not in COMMANDS:
-    raise app.UsageError(f'Give one command; valid choices: {", ".join(COMMANDS)}. '
-                         f'Got {argv[1:]}.')
+    raise errors.UserError(f'Give one command; valid choices: {", ".join(COMMANDS)}. '
+                           f'Got {argv[1:]}.')
   writers.quiet_library_logs()
   logging.set_verbosity(logging.INFO)
   command = argv[1]
-  workdir = _WORKDIR.value or f'runs/{command}'
-  if command == 'theory':
-    from tradeoff.figures import theory  # pylint: disable=g-import-not-at-top
-    paths = theory.run(workdir, _RESULTS_DIR.value, _FIGURES_DIR.value, _PLOT_ONLY.value)
-  elif command == 'binary_mnist':
-    from tradeoff.figures import robust_features  # pylint: disable=g-import-not-at-top
-    paths = robust_features.run(workdir, _RESULTS_DIR.value, _FIGURES_DIR.value,
-                                _PLOT_ONLY.value)
-  elif command in ('gradients', 'adversarial', 'interpolation'):
-    from tradeoff.figures import perception  # pylint: disable=g-import-not-at-top
-    paths = perception.run(command, _SPEC.value, _DATASETS.value, _RESULTS_DIR.value,
-                           _FIGURES_DIR.value, _PLOT_ONLY.value)
-  elif command == 'reference':
-    from tradeoff.figures import reference  # pylint: disable=g-import-not-at-top
-    paths = reference.run(_SPEC.value, _DATASETS.value, _RESULTS_DIR.value, _PLOT_ONLY.value)
-  else:
-    if not _RESULTS.value:
-      raise app.UsageError(f'{command} needs --results=figures/results/<sweep name>.json.')
-    from tradeoff.figures import sweeps  # pylint: disable=g-import-not-at-top
-    paths = sweeps.run(command, _RESULTS.value, _FIGURES_DIR.value, _WHERE.value)
-  for p in paths:
+  for p in COMMANDS[command](_WORKDIR.value or f'runs/{command}'):
     print(p)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -43,19 +43,19 @@ import ml_collections
 import numpy as np
 
 from tradeoff import attacks
-from tradeoff import configlib
 from tradeoff import data
 from tradeoff import experiment
 from tradeoff import workdir as workdir_lib
 from tradeoff import models
 from tradeoff import objectives
 from tradeoff.figures import common
-from tradeoff.figures import robust_features
+from tradeoff.figures import images
 from tradeoff.figures import runs as figure_runs
+from tradeoff.figures import specs
 
 COMMANDS = ('gradients', 'adversarial', 'interpolation')
-ROLES = ('standard', 'robust_linf', 'robust_l2')
-DEFAULT_SPEC = 'configs/figures/robust_models.py'
+ROLES = specs.ROLES
+DEFAULT_SPEC = specs.DEFAULT_SPEC
 
 
 # ---------------------------------------------------------------------------
@@ -107,8 +107,8 @@ def gradient_image(g: np.ndarray) -> np.ndarray:
   ±3σ clip-and-rescale for colour images."""
   g = np.asarray(g)
   if g.ndim == 2 or g.shape[-1] == 1:
-    return robust_features.signed_gradient_rgb(g)
-  return robust_features.normalize_gradient_image(g)
+    return images.signed_gradient_rgb(g)
+  return images.normalize_gradient_image(g)
 
 
 # ---------------------------------------------------------------------------
@@ -169,28 +169,10 @@ def targeted_examples(model: Model, atk: attacks.Attack, x: np.ndarray,
 # Experiments.
 
 
-_DATASET_ORDER = ('mnist', 'fashion_mnist', 'cifar10')
-
-
-def spec_datasets(spec) -> list[str]:
-  """The datasets of a spec (its blocks with a 'standard' model), paper order first."""
-  names = [k for k in spec
-           if isinstance(spec[k], ml_collections.ConfigDict) and 'standard' in spec[k]]
-  return sorted(names, key=lambda k: (_DATASET_ORDER + (k,)).index(k))
-
-
-def spec_panel(spec, dataset: str) -> ml_collections.ConfigDict:
-  """The spec's entry for one dataset (an entry is a block with a 'standard' model)."""
-  panels = sorted(spec_datasets(spec))
-  if dataset not in panels:
-    raise ValueError(f'Dataset {dataset!r} is not in the spec; valid choices: {panels}.')
-  return spec[dataset]
-
-
 def _panel_models(spec, dataset: str, roles=ROLES
                   ) -> tuple[dict[str, Model], Model | None, data.Dataset]:
   """The spec's finished models of `dataset` among `roles` ('' entries skipped)."""
-  panel = spec_panel(spec, dataset)
+  panel = specs.spec_panel(spec, dataset)
   loaded, ds = {}, None
   for role in roles:
     wd = panel.get(role, '')
@@ -313,7 +295,7 @@ def interpolation_experiment(spec, dataset: str) -> dict:
   adv = targeted_examples(model, atk, x, targets)
   rows = []
   for i in range(len(show)):
-    path = robust_features.interpolate(x[i], adv[i], int(spec.interpolation_points))
+    path = images.interpolate(x[i], adv[i], int(spec.interpolation_points))
     probs = np.asarray(jax.nn.softmax(model.logits(jnp.asarray(path))))
     rows.append({'index': int(show[i]), 'label': int(y[i]), 'target': int(targets[i]),
                  'path': _round(path), 'p_target': _round(probs[:, targets[i]]),
@@ -417,15 +399,10 @@ EXPERIMENTS = {'gradients': (gradients_experiment, plot_gradients),
                'interpolation': (interpolation_experiment, plot_interpolation)}
 
 
-def load_spec(spec: ml_collections.ConfigDict | None,
-              default: str = DEFAULT_SPEC) -> ml_collections.ConfigDict:
-  return spec if spec is not None else configlib.load(os.path.join(figure_runs.REPO, default))
-
-
 def run(command: str, spec, datasets: list[str], results_dir: str, figures_dir: str,
         plot_only: bool) -> list[str]:
   experiment, plot = EXPERIMENTS[command]
-  spec = load_spec(spec)
+  spec = specs.load_spec(spec)
   paths = []
   for dataset in datasets:
     path = os.path.join(results_dir, f'{command}_{dataset}.json')

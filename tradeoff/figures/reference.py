@@ -35,7 +35,8 @@ import jax
 from tradeoff import experiment
 from tradeoff import workdir as workdir_lib
 from tradeoff.figures import common
-from tradeoff.figures import perception
+from tradeoff.figures import specs
+from tradeoff.figures import tables
 
 DEFAULT_SPEC = 'configs/figures/reference_models.py'
 
@@ -120,7 +121,7 @@ def reference_experiment(spec, dataset: str, previous: dict | None = None) -> di
   is not on this machine (checkpoints are not committed)."""
   t0 = time.time()
   commit = common.provenance_record(t0)['commit']
-  panel = perception.spec_panel(spec, dataset)
+  panel = specs.spec_panel(spec, dataset)
   earlier = [dict(r, eval_commit=r.get('eval_commit', previous['commit']))
              for r in (previous or {}).get('rows', [])]
   rows = []
@@ -185,26 +186,25 @@ def _params(n) -> str:
 
 
 def table(results: list[dict]) -> str:
-  lines = ['| dataset | threat | model (train ε) | parameters | clean acc. | robust acc. | '
-           'eval attack | train time | train steps |', '|---|---|---|---|---|---|---|---|---|']
+  rows = []
   for res in results:
     for r in res['rows']:
       atk = r['eval_attack']
       copy = ' (approximate copy)' if (r.get('data') or {}).get('approximate_copy') else ''
       model = 'standard' if r['role'] == 'standard' else 'robust'
-      lines.append(
-          f"| {r['dataset']}{copy} | {r['threat_norm']} ε = {common.fmt_eps(r['threat_eps'])} "
-          f"| {model} ({common.fmt_eps(r['train_attack']['eps'])}) | "
-          f"{_params(r.get('num_params'))} | "
-          f"{r['clean_accuracy']:.2%} | "
-          f"{r['robust_accuracy']:.2%} | {atk['name']} × {atk['restarts']} restarts, step "
-          f"{atk['step_size']:.3g}, first {r['num_robust_examples']} test images | "
-          f"{(r['train_time_s'] or 0) / 60:.1f} min | {r['train_steps']} |")
-  return '\n'.join(lines) + '\n'
+      rows.append([
+          f"{r['dataset']}{copy}", f"{r['threat_norm']} ε = {common.fmt_eps(r['threat_eps'])}",
+          f"{model} ({common.fmt_eps(r['train_attack']['eps'])})", _params(r.get('num_params')),
+          f"{r['clean_accuracy']:.2%}", f"{r['robust_accuracy']:.2%}",
+          f"{atk['name']} × {atk['restarts']} restarts, step {atk['step_size']:.3g}, "
+          f"first {r['num_robust_examples']} test images",
+          f"{(r['train_time_s'] or 0) / 60:.1f} min", r['train_steps']])
+  return tables.markdown(['dataset', 'threat', 'model (train ε)', 'parameters', 'clean acc.',
+                          'robust acc.', 'eval attack', 'train time', 'train steps'], rows)
 
 
 def run(spec, datasets: list[str], results_dir: str, plot_only: bool) -> list[str]:
-  spec = perception.load_spec(spec, DEFAULT_SPEC)
+  spec = specs.load_spec(spec, DEFAULT_SPEC)
   for dataset in datasets:
     path = os.path.join(results_dir, f'reference_{dataset}.json')
     if not plot_only:
@@ -216,7 +216,7 @@ def run(spec, datasets: list[str], results_dir: str, plot_only: bool) -> list[st
   # so datasets evaluated by separate commands (e.g. with different
   # TFDS_DATA_DIR) end up in one table.
   results = []
-  for dataset in perception.spec_datasets(spec):
+  for dataset in specs.spec_datasets(spec):
     path = os.path.join(results_dir, f'reference_{dataset}.json')
     if os.path.exists(path):
       results.append(common.read_json(path))

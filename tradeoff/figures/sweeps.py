@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 from tradeoff.figures import common
+from tradeoff.figures import tables
 
 
 def _finished(res: dict) -> list[dict]:
@@ -128,8 +129,7 @@ def _matches(run: dict, where: dict[str, str]) -> bool:
 def table(result_files: list[str], where: dict[str, str] | None = None) -> str:
   """A markdown table of the finished runs in the given collected files whose grid
   point matches every KEY=VALUE of `where`."""
-  lines = ['| sweep | dataset | norm | train ε | clean acc. | robust acc. (eval ε) | '
-           'eval attack | train time | commit |', '|---|---|---|---|---|---|---|---|---|']
+  rows = []
   for path in result_files:
     res = common.read_json(path)
     for r in _finished(res):
@@ -138,13 +138,14 @@ def table(result_files: list[str], where: dict[str, str] | None = None) -> str:
       cfg, atk, tr = r['config'], r['eval_attack'], r['train_attack']
       copy = ' (approximate copy)' if r['data'].get('approximate_copy') else ''
       n_rob = r.get('num_robust_examples', r['num_examples'])
-      lines.append(
-          f"| {res['sweep']['name']} | {cfg['data']['name']}{copy} | {atk['norm']} | "
-          f"{common.fmt_eps(tr['eps'])} | {r['clean_accuracy']:.2%} | "
-          f"{r['robust_accuracy']:.2%} "
-          f"({common.fmt_eps(atk['eps'])}) | {atk['name']} × {atk['restarts']}, step {atk['step_size']:.3g}, "
-          f"{n_rob} points | {r['train_time_s'] / 60:.1f} min | {r['commit'][:7]} |")
-  return '\n'.join(lines) + '\n'
+      rows.append([
+          res['sweep']['name'], f"{cfg['data']['name']}{copy}", atk['norm'],
+          common.fmt_eps(tr['eps']), f"{r['clean_accuracy']:.2%}",
+          f"{r['robust_accuracy']:.2%} ({common.fmt_eps(atk['eps'])})",
+          f"{atk['name']} × {atk['restarts']}, step {atk['step_size']:.3g}, {n_rob} points",
+          f"{r['train_time_s'] / 60:.1f} min", r['commit'][:7]])
+  return tables.markdown(['sweep', 'dataset', 'norm', 'train ε', 'clean acc.',
+                          'robust acc. (eval ε)', 'eval attack', 'train time', 'commit'], rows)
 
 
 def run(command: str, results: str, figures_dir: str, where=None) -> list[str]:
