@@ -4,7 +4,8 @@ XLA_FLAGS must be set before JAX initialises its backend, so this runs at
 import time. Data: $TFDS_DATA_DIR if it holds the datasets; otherwise, when
 the offline kit ../shared/data/prepare_tfds.py exists beside the checkout,
 the datasets are prepared once into .data/ (ignored by git); otherwise tests
-that need real data are skipped, except under CI=true, where they fail.
+that need real data are skipped, except under CI=true, where they fail. Their
+decoded arrays are cached in .data/array_cache for every test process.
 """
 import os
 import subprocess
@@ -13,6 +14,14 @@ import sys
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                            ' --xla_force_host_platform_device_count=2').strip()
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+# Decoded tfds arrays (data.ARRAY_CACHE_ENV) and XLA executables (JAX's persistent
+# compilation cache) are shared by every test process, subprocesses included: the
+# suite compiles the same smoke-sized programs many times.
+_CACHE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '.data')
+os.environ.setdefault('TRADEOFF_ARRAY_CACHE', os.path.join(_CACHE, 'array_cache'))
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', os.path.join(_CACHE, 'jax_cache'))
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
 
 import pytest  # noqa: E402
 

@@ -1,4 +1,7 @@
 """Data: tfds loading, subsets, batch order as a pure function, exact evaluation."""
+import os
+import shutil
+
 import jax
 import ml_collections
 import numpy as np
@@ -138,3 +141,27 @@ def test_balanced_subset_fills_short_classes_from_the_others_up_to_the_full_set(
   subsets = [set(data.balanced_subset_indices(y, n, 3, seed=4)) for n in sizes]
   assert all(a <= b for a, b in zip(subsets, subsets[1:]))
   assert [len(s) for s in subsets] == list(sizes)
+
+
+def test_decoded_arrays_are_cached_and_a_changed_dataset_is_decoded_again(
+    mnist_dir, tmp_path, monkeypatch):
+  monkeypatch.setenv(data.ARRAY_CACHE_ENV, str(tmp_path / 'cache'))
+  version_dir = os.path.join(mnist_dir, 'mnist', '3.0.1')
+  path = data._array_cache_path(version_dir)  # pylint: disable=protected-access
+  assert path.startswith(str(tmp_path / 'cache'))
+  data._read_prepared.cache_clear()  # pylint: disable=protected-access
+  first = data._read_prepared('mnist', version_dir)  # pylint: disable=protected-access
+  assert os.path.exists(path)
+  data._read_prepared.cache_clear()  # pylint: disable=protected-access
+  again = data._read_prepared('mnist', version_dir)  # pylint: disable=protected-access
+  np.testing.assert_array_equal(first.x_train, again.x_train)
+  np.testing.assert_array_equal(first.y_test, again.y_test)
+  assert not again.x_train.flags.writeable
+  copy = tmp_path / 'copy'
+  shutil.copytree(version_dir, copy)
+  before = data._array_cache_path(str(copy))  # pylint: disable=protected-access
+  info = copy / 'dataset_info.json'
+  os.utime(info, ns=(0, 0))
+  assert data._array_cache_path(str(copy)) != before  # pylint: disable=protected-access
+  monkeypatch.delenv(data.ARRAY_CACHE_ENV)
+  assert data._array_cache_path(version_dir) is None  # pylint: disable=protected-access

@@ -230,10 +230,18 @@ def config_file(tmp_path):
   return str(path)
 
 
+@pytest.fixture(scope='module')
+def uninterrupted_1000_steps(tmp_path_factory):
+  c = tiny_config()
+  c.num_train_steps, c.checkpoint_every, c.log_every = 1000, 1000000, 10
+  workdir = str(tmp_path_factory.mktemp('clean'))
+  return train.train_and_evaluate(c, workdir), _params(workdir)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_saves_the_current_step_and_the_resumed_run_is_bit_identical(
-    tmp_path, config_file, sig):
+    tmp_path, config_file, sig, uninterrupted_1000_steps):
   # No scheduled checkpoint before the end: a checkpoint before step 1000 is the signal's.
   args = ['tradeoff.main', f'--config={config_file}', '--config.num_train_steps=1000',
           '--config.checkpoint_every=1000000', '--config.log_every=10']
@@ -260,11 +268,8 @@ def test_a_signal_saves_the_current_step_and_the_resumed_run_is_bit_identical(
   resumed = json.load(open(os.path.join(stopped, 'results.json')))
   assert resumed['resumed_from_step'] == saved
 
-  c = tiny_config()
-  c.num_train_steps, c.checkpoint_every, c.log_every = 1000, 1000000, 10
-  clean = train.train_and_evaluate(c, str(tmp_path / 'clean'))
-  jax.tree.map(np.testing.assert_array_equal, _params(str(tmp_path / 'clean')),
-               _params(stopped))
+  clean, clean_params = uninterrupted_1000_steps
+  jax.tree.map(np.testing.assert_array_equal, clean_params, _params(stopped))
   assert resumed['robust_accuracy'] == clean['robust_accuracy']
 
 

@@ -113,11 +113,21 @@ def _read_prepared(name: str, version_dir: str) -> Dataset:
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   builder = tfds.builder_from_directory(version_dir)
+  cache = _array_cache_path(version_dir)
+  if cache and os.path.exists(cache):
+    with np.load(cache) as z:
+      flat = {k: z[k] for k in z.files}
+  else:
+    flat = {}
+    for split in ('train', 'test'):
+      ds = builder.as_dataset(split=split, batch_size=-1, as_supervised=True)
+      x, y = tfds.as_numpy(ds)
+      flat[f'x_{split}'], flat[f'y_{split}'] = np.asarray(x, np.uint8), np.asarray(y, np.int32)
+    if cache:
+      _write_array_cache(cache, flat)
   arrays = {}
   for split in ('train', 'test'):
-    ds = builder.as_dataset(split=split, batch_size=-1, as_supervised=True)
-    x, y = tfds.as_numpy(ds)
-    x, y = np.asarray(x, np.uint8), np.asarray(y, np.int32)
+    x, y = flat[f'x_{split}'], flat[f'y_{split}']
     x.setflags(write=False)
     y.setflags(write=False)
     arrays[split] = (x, y)
@@ -132,6 +142,37 @@ def _read_prepared(name: str, version_dir: str) -> Dataset:
           'class_names': list(builder.info.features['label'].names)}
   return Dataset(name, *arrays['train'], *arrays['test'], num_classes=num_classes,
                  mean=mean, std=std, bounds=(0.0, 1.0), info=info)
+
+
+ARRAY_CACHE_ENV = 'TRADEOFF_ARRAY_CACHE'
+
+
+def _array_cache_path(version_dir: str) -> str | None:
+  """Where the decoded arrays of a prepared dataset are cached, or None.
+
+  Decoding MNIST's 70 000 PNGs takes seconds and CIFAR-10's tens of seconds in
+  every process that loads them. With $TRADEOFF_ARRAY_CACHE set to a directory,
+  the decoded arrays are kept there as .npz, named by a hash of the prepared
+  files' names, sizes and modification times, so a re-prepared dataset is
+  decoded again rather than read stale.
+  """
+  root = os.environ.get(ARRAY_CACHE_ENV, '')
+  if not root:
+    return None
+  import hashlib  # pylint: disable=g-import-not-at-top
+  h = hashlib.sha256(os.path.abspath(version_dir).encode())
+  for entry in sorted(os.scandir(version_dir), key=lambda e: e.name):
+    if entry.is_file():
+      st = entry.stat()
+      h.update(f'{entry.name}:{st.st_size}:{st.st_mtime_ns};'.encode())
+  return os.path.join(os.path.expanduser(root), f'{h.hexdigest()[:24]}.npz')
+
+
+def _write_array_cache(path: str, arrays: dict[str, np.ndarray]) -> None:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  tmp = f'{path}.{os.getpid()}.tmp.npz'
+  np.savez(tmp, **arrays)
+  os.replace(tmp, path)  # concurrent writers each write whole files
 
 
 def _how_to_get(name: str) -> str:

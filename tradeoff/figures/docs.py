@@ -105,10 +105,9 @@ def eps_sweep(path: str, digits: str = '2') -> str:
 @generator('reference')
 def reference_table(results_dir: str = 'figures/results') -> str:
   """The accuracy table of `python -m tradeoff.figures reference`."""
-  from tradeoff.figures import reference  # pylint: disable=g-import-not-at-top
   files = [os.path.join(results_dir, f'reference_{d}.json')
            for d in ('mnist', 'fashion_mnist', 'cifar10')]
-  return reference.table([common.read_json(f) for f in files if os.path.exists(f)])
+  return tables.reference_table([common.read_json(f) for f in files if os.path.exists(f)])
 
 
 @generator('theory_svm')

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from tradeoff.figures import common
+
 
 def markdown(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
   """A GitHub-flavoured markdown table, one line per row, ending with a newline."""
@@ -14,3 +16,26 @@ def markdown(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 def pct(x: float | None, digits: int = 1) -> str:
   """0.9859 -> '98.6 %' ('–' for None)."""
   return '–' if x is None else f'{100 * x:.{digits}f} %'
+
+
+def _params(n) -> str:
+  return '?' if not n else f'{n / 1e6:.2f} M' if n >= 1e6 else f'{n / 1e3:.0f} k'
+
+
+def reference_table(results: list[dict]) -> str:
+  """The accuracy table from reference_<dataset>.json records (tradeoff.figures reference)."""
+  rows = []
+  for res in results:
+    for r in res['rows']:
+      atk = r['eval_attack']
+      copy = ' (approximate copy)' if (r.get('data') or {}).get('approximate_copy') else ''
+      model = 'standard' if r['role'] == 'standard' else 'robust'
+      rows.append([
+          f"{r['dataset']}{copy}", f"{r['threat_norm']} ε = {common.fmt_eps(r['threat_eps'])}",
+          f"{model} ({common.fmt_eps(r['train_attack']['eps'])})", _params(r.get('num_params')),
+          f"{r['clean_accuracy']:.2%}", f"{r['robust_accuracy']:.2%}",
+          f"{atk['name']} × {atk['restarts']} restarts, step {atk['step_size']:.3g}, "
+          f"first {r['num_robust_examples']} test images",
+          f"{(r['train_time_s'] or 0) / 60:.1f} min", r['train_steps']])
+  return markdown(['dataset', 'threat', 'model (train ε)', 'parameters', 'clean acc.',
+                          'robust acc.', 'eval attack', 'train time', 'train steps'], rows)
