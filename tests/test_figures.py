@@ -1,33 +1,18 @@
 """Experiment plumbing and figure drawing (no long training)."""
 import os
 
-import ml_collections
 import pytest
 
-from tradeoff import configlib
 from tradeoff import train
 from tradeoff import workdir as workdir_lib
 from tradeoff import writers
+from tiny_configs import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _tiny_synthetic_config() -> ml_collections.ConfigDict:
-  c = configlib.base_config(dataset='synthetic', norm='linf', eps=0.1, model='linear')
-  c.data.synthetic.update({'d': 20, 'num_train': 64, 'num_test': 64})
-  c.data.batch_size = 16
-  c.data.eval_batch_size = 32
-  c.model.num_outputs = 1
-  c.num_train_steps = 4
-  c.log_every = 2
-  c.checkpoint_every = 2
-  c.progress_bar = False
-  c.tensorboard = False
-  return c
-
-
 def test_train_or_load_reuses_a_finished_run_and_refuses_a_changed_one(tmp_path):
-  c = _tiny_synthetic_config()
+  c = tiny_config()
   first = train.train_or_load(c, str(tmp_path))
   lines = len(writers.read_metrics(str(tmp_path)))
   mtime = os.path.getmtime(tmp_path / 'results.json')
@@ -44,7 +29,7 @@ def test_train_or_load_reuses_a_finished_run_and_refuses_a_changed_one(tmp_path)
 
 def test_robust_accuracy_on_a_subset_clean_accuracy_on_all(tmp_path):
   from tradeoff import experiment  # pylint: disable=g-import-not-at-top
-  c = _tiny_synthetic_config()
+  c = tiny_config()
   c.num_robust_eval_examples = 32
   results = train.train_and_evaluate(c, str(tmp_path))
   assert results['num_examples'] == 64 and results['num_robust_examples'] == 32
@@ -52,7 +37,7 @@ def test_robust_accuracy_on_a_subset_clean_accuracy_on_all(tmp_path):
   again = experiment.evaluate_checkpoint(c, str(tmp_path))
   for k in ('clean_accuracy', 'robust_accuracy', 'num_examples', 'num_robust_examples'):
     assert again[k] == results[k], k
-  c2 = _tiny_synthetic_config()  # attacking everything gives the same clean accuracy
+  c2 = tiny_config()  # attacking everything gives the same clean accuracy
   full = experiment.evaluate_checkpoint(c2, str(tmp_path))
   assert full['clean_accuracy'] == results['clean_accuracy'] and full['num_robust_examples'] == 64
 
@@ -71,7 +56,7 @@ def test_theory_figures_redraw_from_the_committed_result_files(tmp_path):
 
 def test_runs_saved_before_a_field_was_added_still_resume_and_count_as_finished(tmp_path):
   import json  # pylint: disable=g-import-not-at-top
-  c = _tiny_synthetic_config()
+  c = tiny_config()
   first = train.train_or_load(c, str(tmp_path))
   for name in ('config.json', 'results.json'):  # as written before keep_features existed
     path = tmp_path / name

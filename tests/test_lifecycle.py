@@ -23,34 +23,9 @@ from tradeoff import portable
 from tradeoff import provenance
 from tradeoff import train
 from tradeoff import workdir as workdir_lib
+from tiny_configs import TINY_CONFIG, tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-# A config file for the command-line tests: a linear model on the §2 synthetic
-# data trains in milliseconds per step, so the process start dominates.
-TINY_CONFIG = '''
-from tradeoff import configlib
-
-def get_config(arg=None):
-  c = configlib.base_config(dataset='synthetic', norm='linf', eps=0.1, model='linear')
-  c.data.synthetic.update({'d': 20, 'num_train': 64, 'num_test': 64})
-  c.data.batch_size = 16
-  c.data.eval_batch_size = 32
-  c.model.num_outputs = 1
-  c.num_train_steps = 4
-  c.log_every = 2
-  c.checkpoint_every = 2
-  c.progress_bar = False
-  c.tensorboard = False
-  return c
-'''
-
-
-def tiny_config():
-  namespace = {}
-  exec(TINY_CONFIG, namespace)  # pylint: disable=exec-used
-  return namespace['get_config']()
-
 
 def _cli(*args, **kwargs):
   env = {**os.environ, 'PYTHONUNBUFFERED': '1'}

@@ -208,6 +208,8 @@ def restore_latest(workdir: str, like: Any, max_to_keep: int = 3
       logging.warning('Checkpoint at step %d (%s) cannot be read (%s: %s); trying an older '
                       'one.', step, path, type(e).__name__, str(e).splitlines()[0][:300])
       damaged.append(step)
+      mngr.close()  # a failed restore can leave the manager's async I/O half-done
+      mngr = checkpoint_manager(workdir, max_to_keep)
       continue
     if damaged:
       mngr = _set_aside(workdir, mngr, damaged, max_to_keep)
