@@ -38,7 +38,7 @@ def attack_config(num_steps: int, step_scale: float = MADRY_STEP_SCALE, restarts
       'restarts': restarts,
       'random_start': random_start,
       'loss': 'ce',        # attack objective: 'ce' or 'margin'
-      'unroll': True,      # fully unroll the PGD loop (fast on CPU; see attacks.py)
+      'unroll': True,      # fully unroll the PGD loop (fast on CPU; see attacks/pgd.py)
   })
 
 

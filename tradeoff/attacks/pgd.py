@@ -1,8 +1,8 @@
 """Projected gradient descent (Madry et al., 2018) for ℓ∞ and ℓ2 balls.
 
-An attack is built from three small pure functions: `_init` (random start in
-the ball), `_step` (sign step for ℓ∞, normalised-gradient step for ℓ2) and
-`_project` (onto the ball ∩ the input box), run by a `lax.fori_loop`. FGSM is
+An attack is built from three small pure functions of ball.py: `random_start`
+(in the ball), `step` (sign step for ℓ∞, normalised-gradient step for ℓ2) and
+`project` (onto the ball ∩ the input box), run by a `lax.fori_loop`. FGSM is
 PGD with one step of size ε and no random start.
 
 The attack's output is wrapped in `lax.stop_gradient`: by Danskin's theorem
@@ -14,7 +14,6 @@ All attacks keep ‖x_adv - x‖ ≤ ε and x_adv inside `bounds` (for images [0
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Callable
 
 import jax
@@ -25,50 +24,13 @@ from tradeoff import errors
 from tradeoff import models
 from tradeoff import objectives
 from tradeoff import registry
+from tradeoff.attacks import ball
 
 NORMS = ('linf', 'l2')
 ATTACK_LOSSES = {'ce': objectives.cross_entropy, 'margin': objectives.margin}
 
 # objective(x_adv) -> (value f32[B] to maximise, success bool[B]).
 Objective = Callable[[jax.Array], tuple[jax.Array, jax.Array]]
-
-
-def _per_example_norm(v: jax.Array) -> jax.Array:
-  return jnp.sqrt(jnp.sum(jnp.square(v), axis=tuple(range(1, v.ndim)), keepdims=True))
-
-
-def _init(rng, x, norm, eps, random_start):
-  if not random_start:
-    return x
-  if norm == 'linf':
-    return x + jax.random.uniform(rng, x.shape, x.dtype, -eps, eps)
-  # Uniform in the ℓ2 ball: Gaussian direction, radius ε·U^(1/n).
-  k_dir, k_rad = jax.random.split(rng)
-  direction = jax.random.normal(k_dir, x.shape, x.dtype)
-  direction /= _per_example_norm(direction) + 1e-12
-  n = math.prod(x.shape[1:])
-  radius = eps * jax.random.uniform(k_rad, (x.shape[0],) + (1,) * (x.ndim - 1)) ** (1 / n)
-  return x + radius * direction
-
-
-def _step(x_adv, grad, norm, step_size):
-  if norm == 'linf':
-    return x_adv + step_size * jnp.sign(grad)
-  return x_adv + step_size * grad / (_per_example_norm(grad) + 1e-12)
-
-
-def _project(x_adv, x, norm, eps, bounds):
-  if norm == 'linf':
-    x_adv = jnp.clip(x_adv, x - eps, x + eps)
-  else:
-    delta = x_adv - x
-    scale = jnp.minimum(1.0, eps / (_per_example_norm(delta) + 1e-12))
-    x_adv = x + delta * scale
-  if bounds is not None:
-    # With x inside the box, clipping moves every coordinate towards x, so
-    # ‖δ‖ can only shrink: the result stays in the ball.
-    x_adv = jnp.clip(x_adv, bounds[0], bounds[1])
-  return x_adv
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,12 +145,12 @@ def _pgd(objective: Objective, x: jax.Array, rng: jax.Array, atk: Attack) -> jax
   eps, step_size = atk.eps * atk.scale, atk.step_size * atk.scale
 
   def one_run(key):
-    x_adv = _project(_init(key, x, atk.norm, eps, atk.random_start), x, atk.norm, eps,
-                     atk.bounds)
+    x_adv = ball.project(ball.random_start(key, x, atk.norm, eps, atk.random_start), x,
+                           atk.norm, eps, atk.bounds)
 
     def body(_, x_adv):
-      x_adv = _step(x_adv, grad_fn(x_adv), atk.norm, step_size)
-      return _project(x_adv, x, atk.norm, eps, atk.bounds)
+      x_adv = ball.step(x_adv, grad_fn(x_adv), atk.norm, step_size)
+      return ball.project(x_adv, x, atk.norm, eps, atk.bounds)
 
     return jax.lax.fori_loop(0, atk.num_steps, body, x_adv, unroll=atk.unroll)
 

@@ -1,0 +1,142 @@
+"""Auto-PGD: the paper's schedule, the invariants of every attack, known answers."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from tradeoff import attacks
+from tradeoff import errors
+from tradeoff import models
+from tradeoff import objectives
+from tradeoff.attacks import apgd
+
+
+def test_checkpoints_are_the_papers():
+  # p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.06), w_j = ⌈p_j·N⌉.
+  assert apgd.checkpoints(100) == [22, 41, 57, 70, 80, 87, 93, 99]
+  assert all(0 < k < 20 for k in apgd.checkpoints(20))
+
+
+def test_dlr_is_invariant_to_shifting_and_scaling_the_logits():
+  rng = np.random.default_rng(0)
+  z = jnp.asarray(rng.normal(size=(8, 6)), jnp.float32)
+  y = jnp.asarray(rng.integers(0, 6, 8), jnp.int32)
+  t = (y + 1) % 6
+  np.testing.assert_allclose(apgd.dlr(3 * z + 1, y), apgd.dlr(z, y), rtol=1e-5)
+  np.testing.assert_allclose(apgd.targeted_dlr(3 * z - 2, y, t), apgd.targeted_dlr(z, y, t),
+                             rtol=1e-5)
+  correct = jnp.argmax(z, -1)
+  assert jnp.all(apgd.dlr(z, correct) < 0)  # a correct prediction has negative DLR loss
+
+
+def _linear_problem(num_classes=5, dim=20, n=400, seed=0):
+  rng = np.random.default_rng(seed)
+  w = rng.normal(size=(dim, num_classes)).astype(np.float32)
+  b = (0.1 * rng.normal(size=num_classes)).astype(np.float32)
+  x = rng.normal(size=(n, dim)).astype(np.float32)
+  logits_fn = lambda z: z @ w + b
+  y = np.asarray(jnp.argmax(logits_fn(x), -1), np.int32)  # all correct on clean inputs
+  return w, b, x, y, logits_fn
+
+
+def _exact_linf_robust_accuracy(w, b, x, y, eps):
+  """A linear classifier without an input box is robust at x iff every margin
+  (w_y − w_j)·x + b_y − b_j exceeds ε‖w_y − w_j‖₁ (its worst case, δ = −ε·sign(w_y − w_j))."""
+  z = x @ w + b
+  margins = z[np.arange(len(y)), y][:, None] - z
+  wt = w.T                                                   # [K, D]
+  l1 = np.abs(wt[y][:, None, :] - wt[None, :, :]).sum(-1)    # ‖w_y − w_j‖₁, [n, K]
+  slack = margins - eps * l1
+  slack[np.arange(len(y)), y] = np.inf
+  return float(np.mean(slack.min(1) > 0))
+
+
+def _robust_accuracy(atk, logits_fn, x, y, key=0):
+  x_adv = jax.jit(lambda a, b, k: atk(logits_fn, a, b, k))(x, y, jax.random.key(key))
+  return float(np.mean(np.argmax(logits_fn(np.asarray(x_adv)), -1) == y)), np.asarray(x_adv)
+
+
+def test_apgd_t_reaches_the_exact_robust_accuracy_of_a_linear_classifier():
+  w, b, x, y, logits_fn = _linear_problem()
+  eps = 0.1
+  exact = _exact_linf_robust_accuracy(w, b, x, y, eps)
+  assert 0.2 < exact < 0.8
+  targeted, _ = _robust_accuracy(attacks.APGD(eps=eps, targets=4, bounds=None), logits_fn, x, y)
+  assert targeted == exact
+  for loss in ('ce', 'dlr'):
+    acc, _ = _robust_accuracy(attacks.APGD(eps=eps, loss=loss, bounds=None), logits_fn, x, y)
+    assert exact <= acc <= exact + 0.01   # no attack beats the exact worst case
+
+
+@pytest.mark.parametrize('norm,eps', [('linf', 0.1), ('l2', 0.8)])
+@pytest.mark.parametrize('config', [{'loss': 'ce'}, {'loss': 'dlr'}, {'targets': 3}])
+def test_stays_in_ball_and_box_and_passes_no_gradient(norm, eps, config):
+  module = models.MLP(num_outputs=5, hidden=(32,))
+  rng = np.random.default_rng(1)
+  x = jnp.asarray(rng.random((16, 12)), jnp.float32)
+  params = module.init(jax.random.key(0), x)['params']
+  logits_fn = lambda z: module.apply({'params': params}, z)
+  y = jnp.argmax(logits_fn(x), -1)  # correct on x: the attack has to move
+  atk = attacks.APGD(norm=norm, eps=eps, num_steps=10, restarts=2, **config)
+  x_adv = jax.jit(lambda a: atk(logits_fn, a, y, jax.random.key(2)))(x)
+  delta = np.asarray(x_adv - x).reshape(16, -1)
+  size = np.abs(delta).max(1) if norm == 'linf' else np.linalg.norm(delta, axis=1)
+  assert size.max() <= eps * (1 + 1e-5)
+  assert float(x_adv.min()) >= 0 and float(x_adv.max()) <= 1
+  grad = jax.grad(lambda a: jnp.sum(atk(logits_fn, a, y, jax.random.key(2))))(x)
+  np.testing.assert_array_equal(grad, 0.0)
+  loss = lambda z: float(jnp.mean(objectives.cross_entropy(logits_fn(z), y)))
+  assert loss(x_adv) > loss(x)
+
+
+def _trained_mlp(seed=0):
+  """A small MLP trained on three Gaussian blobs in [0, 1]^8."""
+  rng = np.random.default_rng(seed)
+  centres = rng.random((3, 8)) * 0.6 + 0.2
+  y = rng.integers(0, 3, 600).astype(np.int32)
+  x = np.clip(centres[y] + 0.08 * rng.normal(size=(600, 8)), 0, 1).astype(np.float32)
+  module = models.MLP(num_outputs=3, hidden=(64,))
+  params = module.init(jax.random.key(seed), x[:1])['params']
+  tx = optax.adam(1e-2)
+  opt = tx.init(params)
+
+  @jax.jit
+  def step(params, opt):
+    grads = jax.grad(lambda p: jnp.mean(objectives.cross_entropy(
+        module.apply({'params': p}, x), y)))(params)
+    updates, opt = tx.update(grads, opt)
+    return optax.apply_updates(params, updates), opt
+
+  for _ in range(200):
+    params, opt = step(params, opt)
+  logits_fn = lambda z: module.apply({'params': params}, z)
+  correct = np.asarray(jnp.argmax(logits_fn(x), -1)) == y
+  assert correct.mean() > 0.95
+  return logits_fn, x[correct][:256], y[correct][:256]
+
+
+def test_apgd_is_at_least_as_strong_as_pgd_with_the_same_budget():
+  logits_fn, x, y = _trained_mlp()
+  eps, steps = 0.12, 20
+  pgd, _ = _robust_accuracy(attacks.Attack(eps=eps, num_steps=steps, step_size=2.5 * eps / steps),
+                            logits_fn, x, y)
+  ce, _ = _robust_accuracy(attacks.APGD(eps=eps, num_steps=steps), logits_fn, x, y)
+  dlr, _ = _robust_accuracy(attacks.APGD(eps=eps, num_steps=steps, loss='dlr'), logits_fn, x, y)
+  assert 0.05 < pgd < 0.95, pgd   # the attack has something to find
+  assert ce <= pgd and dlr <= pgd, (pgd, ce, dlr)
+
+
+def test_bad_settings_are_named():
+  with pytest.raises(errors.UserError, match="Unknown APGD loss 'hinge'"):
+    attacks.APGD(eps=0.1, loss='hinge')
+  with pytest.raises(errors.UserError, match='num_steps >= 2'):
+    attacks.APGD(eps=0.1, num_steps=1)
+  two_classes = lambda z: jnp.concatenate([z[:, :1], -z[:, :1]], axis=1)
+  x = jnp.zeros((4, 3))
+  with pytest.raises(errors.UserError, match='apgd_dlr needs at least 3 classes'):
+    attacks.APGD(eps=0.1, loss='dlr')(two_classes, x, jnp.zeros(4, jnp.int32),
+                                      jax.random.key(0))
+  assert attacks.APGD(eps=0.0)(two_classes, x, jnp.zeros(4, jnp.int32), jax.random.key(0)) is x
+  d = attacks.APGD(eps=0.3, targets=9).describe()
+  assert d['name'] == 'apgd_t9' and d['checkpoints'][0] == 22 and d['initial_step'] == 0.6

@@ -1,0 +1,227 @@
+"""Auto-PGD (Croce & Hein, ICML 2020, Algorithm 1) for ℓ∞ and ℓ2 balls.
+
+APGD is PGD without a step size to tune: it starts at η = 2ε, moves with
+momentum 0.75, and at checkpoints w_j halves the step of an example and
+restarts it from its best point so far when (1) its loss increased in fewer
+than ρ = 0.75 of the steps since the last checkpoint, or (2) its step was not
+halved at the last checkpoint and its best loss has not improved since. The
+checkpoints follow the paper: the first after 22 % of the iterations, each later
+window 3 % shorter, none shorter than 6 %.
+
+Losses: 'ce' (cross-entropy), 'dlr' (the difference-of-logits ratio,
+−(z_y − max_{i≠y} z_i)/(z_π1 − z_π3), invariant to shifting and scaling the
+logits) and, with `targets` = k > 0, APGD-T: targeted DLR
+−(z_y − z_t)/(z_π1 − (z_π3 + z_π4)/2) towards each of the k classes ranked
+highest after the prediction on x, one run per target. DLR needs at least 3
+classes (4 for the targeted form).
+
+Bookkeeping is per example: the first iterate the model misclassifies is kept
+(an attack that succeeds once has succeeded), else the iterate of highest loss;
+restarts and targets run one after another and keep the first success.
+The output is not differentiated (`lax.stop_gradient`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tradeoff import errors
+from tradeoff import objectives
+from tradeoff import registry
+from tradeoff.attacks import ball
+
+LOSSES = ('ce', 'dlr')
+MOMENTUM = 0.75
+RHO = 0.75
+
+
+def checkpoints(num_steps: int) -> list[int]:
+  """The iterations after which APGD may halve its step (Croce & Hein 2020, §3.2)."""
+  first = max(int(0.22 * num_steps), 1)
+  shrink, smallest = max(int(0.03 * num_steps), 1), max(int(0.06 * num_steps), 1)
+  out, k, window = [], 0, first
+  while k + window < num_steps:
+    k += window
+    out.append(k)
+    window = max(window - shrink, smallest)
+  return out
+
+
+def dlr(logits: jax.Array, y: jax.Array) -> jax.Array:
+  """Untargeted DLR loss f32[B] (larger: closer to misclassified)."""
+  s = jnp.sort(logits, axis=-1)[:, ::-1]
+  z_y = jnp.take_along_axis(logits, y[:, None], axis=-1)[:, 0]
+  other = jnp.max(jnp.where(jax.nn.one_hot(y, logits.shape[-1], dtype=bool), -jnp.inf, logits),
+                  axis=-1)
+  return -(z_y - other) / (s[:, 0] - s[:, 2] + 1e-12)
+
+
+def targeted_dlr(logits: jax.Array, y: jax.Array, t: jax.Array) -> jax.Array:
+  """Targeted DLR loss f32[B] towards class t (larger: closer to t)."""
+  s = jnp.sort(logits, axis=-1)[:, ::-1]
+  z_y = jnp.take_along_axis(logits, y[:, None], axis=-1)[:, 0]
+  z_t = jnp.take_along_axis(logits, t[:, None], axis=-1)[:, 0]
+  return -(z_y - z_t) / (s[:, 0] - 0.5 * (s[:, 2] + s[:, 3]) + 1e-12)
+
+
+@dataclasses.dataclass(frozen=True)
+class APGD:
+  """A configured Auto-PGD attack; hashable, so it can be bound into jitted steps.
+
+  Attributes:
+    norm: 'linf' or 'l2'.
+    eps: radius of the threat model; 0 disables the attack.
+    num_steps: iterations (gradient evaluations) per run, 100 in AutoAttack.
+    restarts: runs from independent random starts (AutoAttack standard: 1).
+    loss: 'ce' or 'dlr' (untargeted); ignored when targets > 0.
+    targets: 0 for the untargeted attack; k > 0 for APGD-T over the k classes
+      ranked highest after the prediction on x (AutoAttack: 9).
+    bounds: (lo, hi) input box, or None for unbounded features.
+  """
+  norm: str = 'linf'
+  eps: float = 0.0
+  num_steps: int = 100
+  restarts: int = 1
+  loss: str = 'ce'
+  targets: int = 0
+  bounds: tuple[float, float] | None = (0.0, 1.0)
+
+  def __post_init__(self):
+    registry.check_choice('attack norm', self.norm, ('linf', 'l2'))
+    registry.check_choice('APGD loss', self.loss, LOSSES)
+    if self.eps < 0 or self.num_steps < 2 or self.restarts < 1 or self.targets < 0:
+      raise errors.UserError(
+          f'APGD needs eps >= 0, num_steps >= 2, restarts >= 1, targets >= 0; got '
+          f'eps={self.eps}, num_steps={self.num_steps}, restarts={self.restarts}, '
+          f'targets={self.targets}.')
+
+  @property
+  def name(self) -> str:
+    return f'apgd_t{self.targets}' if self.targets else f'apgd_{self.loss}'
+
+  def describe(self) -> dict:
+    """The attack as plain data, for results.json."""
+    d = dataclasses.asdict(self)
+    d['bounds'] = None if self.bounds is None else list(self.bounds)
+    d.update(name=self.name if self.eps > 0 else 'none', momentum=MOMENTUM, rho=RHO,
+             initial_step=2 * self.eps, checkpoints=checkpoints(self.num_steps))
+    return d
+
+  def __call__(self, logits_fn: Callable[[jax.Array], jax.Array], x: jax.Array,
+               y: jax.Array, rng: jax.Array) -> jax.Array:
+    """Adversarial examples: f32 like x, ‖x_adv − x‖ ≤ eps, inside bounds.
+
+    Args:
+      logits_fn: x f32[B, ...] -> logits f32[B, K]; the model in inference mode.
+      x: f32[B, ...] clean inputs inside `bounds`.
+      y: i32[B] true labels.
+      rng: PRNG key for the random starts.
+    """
+    if self.eps <= 0:
+      return x
+    num_classes = jax.eval_shape(logits_fn, x).shape[-1]
+    needed = 4 if self.targets else 3 if self.loss == 'dlr' else 2
+    if num_classes < needed:
+      raise errors.UserError(f'{self.name} needs at least {needed} classes; the model has '
+                             f'{num_classes}.')
+    if self.targets:
+      ranked = jnp.argsort(-logits_fn(x), axis=-1)
+      if self.targets > num_classes - 1:
+        raise errors.UserError(f'APGD-T with targets={self.targets}: the model has only '
+                               f'{num_classes - 1} other classes.')
+      runs = [(r, ranked[:, t]) for t in range(1, self.targets + 1)
+              for r in range(self.restarts)]
+    else:
+      runs = [(r, None) for r in range(self.restarts)]
+    found = jnp.zeros(x.shape[0], bool)
+    best_x, best_loss = x, jnp.full(x.shape[0], -jnp.inf)
+    for i, (r, target) in enumerate(runs):
+      loss_fn = self._loss(logits_fn, y, target)
+      x_run, success, loss = _apgd(loss_fn, logits_fn, x, y,
+                                   jax.random.fold_in(rng, i if target is None else r), self)
+      take = (~found & success) | (~found & ~success & (loss > best_loss))
+      shape = (-1,) + (1,) * (x.ndim - 1)
+      best_x = jnp.where(take.reshape(shape), x_run, best_x)
+      best_loss = jnp.where(take, loss, best_loss)
+      found = found | success
+    return jax.lax.stop_gradient(best_x)
+
+  def _loss(self, logits_fn, y, target):
+    if target is not None:
+      return lambda z: targeted_dlr(logits_fn(z), y, target)
+    if self.loss == 'dlr':
+      return lambda z: dlr(logits_fn(z), y)
+    return lambda z: objectives.cross_entropy(logits_fn(z), y)
+
+
+def _apgd(loss_fn, logits_fn, x, y, rng, atk: APGD):
+  """One APGD run: (x_adv, success bool[B], loss of x_adv f32[B])."""
+  n, shape = x.shape[0], (-1,) + (1,) * (x.ndim - 1)
+  value_and_grad = jax.value_and_grad(lambda z: jnp.sum(loss_fn(z)))
+
+  def evaluate(z):
+    # Per-example losses and their gradients in one pass: the loss is a sum
+    # over examples, so its gradient holds each example's own gradient.
+    _, g = value_and_grad(z)
+    logits = logits_fn(z)
+    return loss_fn(z), g, jnp.argmax(logits, -1) != y
+
+  def proj(z):
+    return ball.project(z, x, atk.norm, atk.eps, atk.bounds)
+
+  window = np.zeros(atk.num_steps + 1, np.int32)
+  last = 0
+  for k in checkpoints(atk.num_steps):
+    window[k], last = k - last, k
+  window = jnp.asarray(window)
+
+  x0 = proj(ball.random_start(rng, x, atk.norm, atk.eps))
+  eta = jnp.full((n,), 2.0 * atk.eps)
+  f0, g0, s0 = evaluate(x0)
+  x1 = proj(ball.step(x0, g0, atk.norm, eta.reshape(shape)))
+  f1, g1, s1 = evaluate(x1)
+  better = f1 > f0
+  state = {
+      'x_prev': x0, 'x': x1, 'f': f1, 'g': g1,
+      'x_best': jnp.where(better.reshape(shape), x1, x0), 'f_best': jnp.maximum(f0, f1),
+      'g_best': jnp.where(better.reshape(shape), g1, g0),
+      'x_adv': jnp.where(s0.reshape(shape), x0, x1), 'found': s0 | s1,
+      'eta': eta, 'count': better.astype(jnp.int32),
+      'f_best_last': jnp.maximum(f0, f1), 'reduced_last': jnp.zeros(n, bool)}
+
+  def body(k, st):
+    z = proj(ball.step(st['x'], st['g'], atk.norm, st['eta'].reshape(shape)))
+    x_new = proj(st['x'] + MOMENTUM * (z - st['x']) + (1 - MOMENTUM) * (st['x'] - st['x_prev']))
+    f_new, g_new, s_new = evaluate(x_new)
+    first_success = s_new & ~st['found']
+    x_adv = jnp.where(first_success.reshape(shape), x_new, st['x_adv'])
+    count = st['count'] + (f_new > st['f']).astype(jnp.int32)
+    improved = f_new > st['f_best']
+    x_best = jnp.where(improved.reshape(shape), x_new, st['x_best'])
+    g_best = jnp.where(improved.reshape(shape), g_new, st['g_best'])
+    f_best = jnp.maximum(f_new, st['f_best'])
+    # At a checkpoint: halve the step and restart from the best point where
+    # the loss rose too rarely, or neither the step nor the best loss moved.
+    w = window[k]
+    at_ckpt = w > 0
+    oscillating = count < RHO * w
+    stalled = ~st['reduced_last'] & (st['f_best_last'] >= f_best)
+    reduce = at_ckpt & (oscillating | stalled)
+    eta = jnp.where(reduce, st['eta'] / 2, st['eta'])
+    x_next = jnp.where(reduce.reshape(shape), x_best, x_new)
+    g_next = jnp.where(reduce.reshape(shape), g_best, g_new)
+    return {
+        'x_prev': jnp.where(reduce.reshape(shape), x_best, st['x']), 'x': x_next,
+        'f': jnp.where(reduce, f_best, f_new), 'g': g_next, 'x_best': x_best,
+        'f_best': f_best, 'g_best': g_best, 'x_adv': x_adv, 'found': st['found'] | s_new,
+        'eta': eta, 'count': jnp.where(at_ckpt, 0, count),
+        'f_best_last': jnp.where(at_ckpt, f_best, st['f_best_last']),
+        'reduced_last': jnp.where(at_ckpt, reduce, st['reduced_last'])}
+
+  st = jax.lax.fori_loop(1, atk.num_steps - 1, body, state)
+  out = jnp.where(st['found'].reshape(shape), st['x_adv'], st['x_best'])
+  return out, st['found'], st['f_best']
