@@ -140,3 +140,26 @@ def test_bad_settings_are_named():
   assert attacks.APGD(eps=0.0)(two_classes, x, jnp.zeros(4, jnp.int32), jax.random.key(0)) is x
   d = attacks.APGD(eps=0.3, targets=9).describe()
   assert d['name'] == 'apgd_t9' and d['checkpoints'][0] == 22 and d['initial_step'] == 0.6
+
+
+def test_a_cascade_is_the_per_example_worst_case_of_its_stages():
+  w, b, x, y, logits_fn = _linear_problem(seed=3)
+  stages = (attacks.APGD(eps=0.1, num_steps=10, bounds=None),
+            attacks.APGD(eps=0.1, num_steps=10, targets=2, bounds=None))
+  cascade = attacks.Cascade('two', stages)
+  key = jax.random.key(5)
+  right = lambda z: np.argmax(logits_fn(np.asarray(z)), -1) == y
+  alone = [right(s(logits_fn, x, y, jax.random.fold_in(key, i))) for i, s in enumerate(stages)]
+  np.testing.assert_array_equal(right(cascade(logits_fn, x, y, key)), alone[0] & alone[1])
+  assert cascade.describe()['stages'][1]['name'] == 'apgd_t2'
+
+
+def test_eval_attack_name_builds_the_attack_and_checks_it():
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  block = ml_collections.ConfigDict({'name': 'autoattack_fast', 'norm': 'linf', 'eps': 0.3,
+                                     'num_steps': 100, 'restarts': 1, 'targets': 9})
+  atk = attacks.from_config(block, (0.0, 1.0))
+  assert [s.name for s in atk.stages] == ['apgd_ce', 'apgd_t9']
+  block.name = 'fab'
+  with pytest.raises(errors.UserError, match="Unknown attack name 'fab'.*apgd_ce"):
+    attacks.from_config(block, (0.0, 1.0))

@@ -188,3 +188,24 @@ def test_cli_overrides_typos_and_reevaluation(mnist_dir, repo_root, tmp_path):
               f'--config.data.data_dir={mnist_dir}')
   out = proc.communicate(timeout=600)[0]
   assert proc.returncode != 0 and "Unknown loss 'pgd'" in out and 'pgd_at' in out
+
+
+def test_autoattack_fast_evaluation_records_each_stage(mnist_dir, repo_root, tmp_path):
+  config = load_config(repo_root, 'mnist_linf.py:smoke', [
+      ('data.data_dir', mnist_dir), ('model.width', 0.25), ('eval_attack.name', 'autoattack_fast'),
+      ('eval_attack.num_steps', 5), ('eval_attack.targets', 3), ('num_robust_eval_examples', 40)])
+  results = train.train_and_evaluate(config, str(tmp_path))
+  stages = results['robust_accuracy_by_stage']
+  assert [s['attack'] for s in stages] == ['apgd_ce', 'apgd_t3']
+  assert results['eval_attack']['name'] == 'autoattack_fast'
+  assert stages[0]['robust_accuracy'] >= stages[1]['robust_accuracy'] == results['robust_accuracy']
+  assert results['robust_accuracy'] <= results['robust_subset_clean_accuracy']
+  assert results['num_robust_examples'] == 40 and results['num_examples'] == 100
+  # The same checkpoint re-evaluated under APGD-CE alone.
+  config.eval_attack.name = 'apgd_ce'
+  alone = experiment.evaluate_checkpoint(config, str(tmp_path))
+  assert alone['eval_attack']['name'] == 'apgd_ce' and alone['checkpoint_step'] == 4
+  assert 0 <= alone['robust_accuracy'] <= alone['robust_subset_clean_accuracy']
+  config.attack.name = 'apgd_ce'
+  with pytest.raises(ValueError, match="attack.name='apgd_ce': training runs PGD"):
+    train.train_and_evaluate(config, str(tmp_path / 'other'))

@@ -89,6 +89,9 @@ def evaluate_clean_and_robust(module: nn.Module, attack: attacks.Attack, params,
     steps: optional (full_step, clean_step) from make_eval_step, to reuse their
       compilations across calls.
   """
+  if isinstance(attack, attacks.Cascade):
+    return _evaluate_cascade(module, attack, params, model_state, x, y, batch_size, rng,
+                             num_robust, steps[1] if steps else None)
   full_step, clean_step = steps or (make_eval_step(module, attack),
                                     make_eval_step(module, attacks.Attack()))
   n = len(y)
@@ -104,3 +107,57 @@ def evaluate_clean_and_robust(module: nn.Module, attack: attacks.Attack, params,
           'robust_accuracy': robust['robust_accuracy'], 'adv_loss': robust['adv_loss'],
           'num_robust_examples': robust['num_examples'],
           'robust_subset_clean_accuracy': robust['clean_accuracy']}
+
+
+def make_robust_step(module: nn.Module, attack) -> Callable:
+  """pmapped (params, model_state, sharded batch, rng) -> bool[devices, b]: the model
+  is right on the attack's output (on x itself for attacks.Attack())."""
+
+  def robust_step(params, model_state, batch, rng):
+    rng = jax.random.fold_in(rng, jax.lax.axis_index(AXIS))
+    logits_fn = lambda x: models.apply(module, params, model_state, x, train=False)[0]
+    x_adv = attack(logits_fn, batch['image'], batch['label'], rng)
+    return models.predict(logits_fn(x_adv)) == batch['label']
+
+  return jax.pmap(robust_step, axis_name=AXIS, in_axes=(0, 0, 0, None))
+
+
+def robust_mask(p_robust_step: Callable, params, model_state, x: np.ndarray, y: np.ndarray,
+                batch_size: int, rng: jax.Array) -> np.ndarray:
+  """bool[len(y)] of a make_robust_step function over (x, y)."""
+  num_devices = jax.local_device_count()
+  out = []
+  for i, batch in enumerate(data.eval_batches(x, y, batch_size)):
+    ok = p_robust_step(params, model_state, parallel.shard(batch, num_devices),
+                       jax.random.fold_in(rng, i))
+    out.append(np.asarray(ok).reshape(-1)[batch['mask'] > 0])
+  return np.concatenate(out) if out else np.zeros(0, bool)
+
+
+def _evaluate_cascade(module, cascade, params, model_state, x, y, batch_size, rng,
+                      num_robust, clean_step=None) -> dict:
+  """Clean accuracy on all of (x, y); each stage of `cascade` attacks only the
+  points of the first num_robust that are still robust, and the robust accuracy
+  after every stage is recorded (AutoAttack's protocol)."""
+  clean_step = clean_step or make_eval_step(module, attacks.Attack())
+  clean = evaluate(clean_step, params, model_state, x, y, batch_size, rng)
+  m = len(y) if num_robust <= 0 else min(num_robust, len(y))
+  xs, ys = x[:m], y[:m]
+  robust = robust_mask(make_robust_step(module, attacks.Attack()), params, model_state, xs, ys,
+                       batch_size, rng)
+  subset_clean = float(robust.mean())
+  by_stage = []
+  for i, stage in enumerate(cascade.stages):
+    idx = np.flatnonzero(robust)
+    if len(idx):
+      ok = robust_mask(make_robust_step(module, stage), params, model_state, xs[idx], ys[idx],
+                       batch_size, jax.random.fold_in(rng, i + 1))
+      robust[idx] = ok
+    by_stage.append({'attack': stage.describe()['name'], 'robust_accuracy': float(robust.mean()),
+                     'attacked_points': int(len(idx))})
+  out = {'clean_accuracy': clean['clean_accuracy'], 'clean_loss': clean['clean_loss'],
+         'num_examples': clean['num_examples'], 'robust_accuracy': float(robust.mean()),
+         'num_robust_examples': m, 'robust_accuracy_by_stage': by_stage}
+  if m < len(y):
+    out['robust_subset_clean_accuracy'] = subset_clean
+  return out

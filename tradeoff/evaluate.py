@@ -41,10 +41,12 @@ def main(argv):
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   workdir_lib.write_json(out, results)
   atk = results['eval_attack']
+  stages = ''.join(f"; after {s['attack']}: {s['robust_accuracy']:.4f}"
+                   for s in results.get('robust_accuracy_by_stage', []))
   print(f"clean accuracy {results['clean_accuracy']:.4f}, robust accuracy "
         f"{results['robust_accuracy']:.4f} under {atk['name']} x{atk['restarts']} restarts "
-        f"({atk['norm']}, eps={atk['eps']:g}, step={atk['step_size']:g}) on "
-        f"{results['num_examples']} examples -> {out}")
+        f"({atk['norm']}, eps={atk['eps']:g}) on {results['num_robust_examples']} of "
+        f"{results['num_examples']} examples{stages} -> {out}")
 
 
 def _workdir_from_argv(argv: list[str]) -> str | None:

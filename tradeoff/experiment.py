@@ -123,7 +123,11 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
       raise errors.UserError(f'{block}.eps={c.eps} must be >= 0.')
     _check_positive(f'{block}.num_steps', c.num_steps, 0)
     _check_positive(f'{block}.restarts', c.restarts)
-    attacks.Attack.from_config(c, (0.0, 1.0))  # the Attack's own checks (reach, loss, ...)
+    attacks.from_config(c, (0.0, 1.0))  # the attack's own checks (reach, loss, ...)
+  if atk.name != 'pgd':
+    raise errors.UserError(f'attack.name={atk.name!r}: training runs PGD (name \'pgd\'); '
+                           f'the other attacks ({", ".join(attacks.NAMES[1:])}) are for '
+                           f'eval_attack.')
   if (ev.norm == atk.norm and ev.eps == atk.eps and atk.eps > 0 and
       (ev.num_steps < atk.num_steps or ev.restarts < atk.restarts)):
     raise errors.UserError(
@@ -139,8 +143,8 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
   ds = data.load(resolved.data, resolved.seed)
   module = models.build(resolved.model, ds.num_classes, ds.mean, ds.std,
                         bn_axis_name=parallel.AXIS)
-  train_attack = attacks.Attack.from_config(resolved.attack, ds.bounds)
-  eval_attack = attacks.Attack.from_config(resolved.eval_attack, ds.bounds)
+  train_attack = attacks.from_config(resolved.attack, ds.bounds)
+  eval_attack = attacks.from_config(resolved.eval_attack, ds.bounds)
   ctx = losses.Context(module=module, attack=train_attack, config=resolved.loss)
   return Experiment(resolved, ds, module, train_attack, eval_attack, ctx)
 

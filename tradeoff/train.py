@@ -113,6 +113,11 @@ class _StopSignals:
       signal.signal(s, handler)
 
 
+def _scalars(prefix: str, results: dict) -> dict[str, float]:
+  """The numbers of an evaluation, for metrics.jsonl and TensorBoard."""
+  return {f'{prefix}/{k}': v for k, v in results.items() if isinstance(v, (int, float))}
+
+
 def train_or_load(config, workdir: str) -> dict:
   """results.json of a finished run with this config, else trains (or resumes) it."""
   results = workdir_lib.finished_results(config, workdir)
@@ -228,7 +233,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
                                  f'saved in {workdir_lib.checkpoint_dir(workdir)}. Run the '
                                  f'same command to resume.', stop.signum)
       if cfg.eval_every > 0 and done % cfg.eval_every == 0 and done != steps:
-        writer.write(done, {f'eval/{k}': v for k, v in run_eval(rstate).items()})
+        writer.write(done, _scalars('eval', run_eval(rstate)))
   flush(steps)
   train_seconds += time.time() - t_train
   mngr.wait_until_finished()
@@ -238,7 +243,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   t_eval = time.time()
   final = run_eval(rstate)
   eval_seconds = time.time() - t_eval
-  writer.write(steps, {f'eval/{k}': v for k, v in final.items()})
+  writer.write(steps, _scalars('eval', final))
   writer.close()
   results = {
       'config': workdir_lib.as_json(config),

@@ -42,7 +42,9 @@ RESUMABLE_CHANGES = ('log_every', 'checkpoint_every', 'eval_every', 'max_checkpo
 # Config fields added to the schema after runs were made with it, and the value
 # that reproduces the older behaviour: a saved config without the field is read
 # as having that value, so older runs still resume and count as finished.
-ADDED_FIELDS = {'model.keep_features': [], 'num_robust_eval_examples': 0}
+ADDED_FIELDS = {'model.keep_features': [], 'num_robust_eval_examples': 0,
+                'attack.name': 'pgd', 'attack.targets': 9,
+                'eval_attack.name': 'pgd', 'eval_attack.targets': 9}
 
 DAMAGED_DIR = 'damaged'
 
@@ -60,10 +62,18 @@ def _flat(d: dict, prefix: str = '') -> dict:
 def upgrade(saved: dict) -> dict:
   """A saved config in today's schema.
 
-  Attack blocks once held `rel_step_size` r (step = r·ε); today they hold
-  `step_scale` s (step = s·ε/num_steps), so s = r·num_steps gives the same step.
+  Fields added to the schema later get the value that reproduces the older
+  behaviour (ADDED_FIELDS). Attack blocks once held `rel_step_size` r (step =
+  r·ε); today they hold `step_scale` s (step = s·ε/num_steps), so
+  s = r·num_steps gives the same step.
   """
   saved = json.loads(json.dumps(saved))
+  for dotted, default in ADDED_FIELDS.items():
+    *parents, leaf = dotted.split('.')
+    node = saved
+    for p in parents:
+      node = node.setdefault(p, {})
+    node.setdefault(leaf, default)
   for block in configlib.ATTACK_BLOCKS:
     b = saved.get(block)
     if isinstance(b, dict) and 'rel_step_size' in b:
@@ -78,7 +88,6 @@ def as_json(config: ml_collections.ConfigDict) -> dict:
 def config_diff(saved: dict, new: dict) -> list[str]:
   """Dotted keys whose values differ, ignoring RESUMABLE_CHANGES and ADDED_FIELDS defaults."""
   saved, new = _flat(upgrade(saved)), _flat(upgrade(new))
-  saved = {**{k: v for k, v in ADDED_FIELDS.items() if k not in saved}, **saved}
   return sorted(k for k in set(saved) | set(new)
                 if saved.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
 
