@@ -30,7 +30,7 @@ def attack_config(num_steps: int, step_scale: float = MADRY_STEP_SCALE, restarts
                   eps: float | None = None) -> ml_collections.ConfigDict:
   """A PGD block. norm / eps None: config.norm / config.eps."""
   return ml_collections.ConfigDict({
-      'name': 'pgd',       # attacks.NAMES: pgd | apgd_ce | apgd_dlr | apgd_t | autoattack_fast
+      'name': 'pgd',       # one of attacks.NAMES (pgd, apgd_ce, ..., autoattack_fast)
       'norm': placeholder(str) if norm is None else norm,
       'eps': placeholder(float) if eps is None else float(eps),
       'num_steps': num_steps,

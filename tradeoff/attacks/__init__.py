@@ -4,6 +4,7 @@
     pgd.py    projected gradient descent (Madry et al. 2018) and FGSM; the training attack
     apgd.py   Auto-PGD (Croce & Hein 2020): step-size schedule with momentum and
               restarts from the best point; CE, DLR and targeted DLR (APGD-T) losses
+    square.py the Square Attack (Andriushchenko et al. 2020), ℓ∞: score-based, no gradients
     cascade.py  attacks run in turn on the still-robust points (AutoAttack's shape)
 
 `from_config` builds the attack an attack block names (`eval_attack.name`).
@@ -20,12 +21,13 @@ from tradeoff.attacks.pgd import fgsm
 from tradeoff.attacks.pgd import label_objective
 from tradeoff.attacks.apgd import APGD
 from tradeoff.attacks.cascade import Cascade
+from tradeoff.attacks.square import Square
 from tradeoff import errors
 from tradeoff import registry
 
 # eval_attack.name -> what it builds. autoattack_fast is AutoAttack's APGD-CE then
 # APGD-T (the full standard version adds FAB-T and Square, not available yet).
-NAMES = ('pgd', 'apgd_ce', 'apgd_dlr', 'apgd_t', 'autoattack_fast')
+NAMES = ('pgd', 'apgd_ce', 'apgd_dlr', 'apgd_t', 'square', 'autoattack_fast')
 
 
 def from_config(block, bounds):
@@ -41,6 +43,9 @@ def from_config(block, bounds):
     return APGD(loss='ce', **common)
   if name == 'apgd_dlr':
     return APGD(loss='dlr', **common)
+  if name == 'square':  # num_steps counts its queries (AutoAttack: 5000)
+    return Square(norm=block.norm, eps=float(block.eps), num_queries=int(block.num_steps),
+                  restarts=int(block.restarts), bounds=bounds)
   targets = int(block.get('targets', 9))
   if name == 'apgd_t':
     return APGD(targets=targets, **common)
@@ -48,5 +53,5 @@ def from_config(block, bounds):
     return Cascade(name, (APGD(loss='ce', **common), APGD(targets=targets, **common)))
   raise errors.UserError(f'attack name {name!r} has no constructor.')  # unreachable
 
-__all__ = ['APGD', 'ATTACK_LOSSES', 'Attack', 'Cascade', 'NAMES', 'NORMS', 'Objective', 'fgsm',
-           'from_config', 'label_objective']
+__all__ = ['APGD', 'ATTACK_LOSSES', 'Attack', 'Cascade', 'NAMES', 'NORMS', 'Objective', 'Square',
+           'fgsm', 'from_config', 'label_objective']

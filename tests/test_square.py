@@ -1,0 +1,81 @@
+"""Square Attack: invariants, the schedule, and the gradient-masking canary."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from tradeoff import attacks
+from tradeoff import errors
+from tradeoff import models
+from tradeoff import objectives
+from tradeoff.attacks import square
+
+
+def test_window_share_halves_on_the_papers_schedule():
+  shares = [float(square.window_share(jnp.asarray(i), 10000, 0.8)) for i in (0, 10, 11, 51, 9000)]
+  assert shares == pytest.approx([0.8, 0.8, 0.4, 0.2, 0.8 / 2 ** 9])
+  assert float(square.window_share(jnp.asarray(6), 500, 0.8)) == pytest.approx(0.2)  # rescaled
+
+
+def _images_and_model(seed=0):
+  """A small CNN-free classifier of 8×8 one-channel images of three blob classes."""
+  rng = np.random.default_rng(seed)
+  y = rng.integers(0, 3, 600).astype(np.int32)
+  means = np.stack([np.full((8, 8, 1), v) for v in (0.3, 0.5, 0.7)])
+  x = np.clip(means[y] + 0.05 * rng.normal(size=(600, 8, 8, 1)), 0, 1).astype(np.float32)
+  module = models.MLP(num_outputs=3, hidden=(32,))
+  params = module.init(jax.random.key(seed), x[:1])['params']
+  tx = optax.adam(1e-2)
+  opt = tx.init(params)
+
+  @jax.jit
+  def step(params, opt):
+    grads = jax.grad(lambda p: jnp.mean(objectives.cross_entropy(
+        module.apply({'params': p}, x), y)))(params)
+    updates, opt = tx.update(grads, opt)
+    return optax.apply_updates(params, updates), opt
+
+  for _ in range(300):
+    params, opt = step(params, opt)
+  logits_fn = lambda z: module.apply({'params': params}, z)
+  right = np.asarray(jnp.argmax(logits_fn(x), -1)) == y
+  assert right.mean() > 0.95
+  return logits_fn, x[right][:200], y[right][:200]
+
+
+def _robust(atk, logits_fn, x, y):
+  x_adv = jax.jit(lambda a, b: atk(logits_fn, a, b, jax.random.key(0)))(x, y)
+  return float(np.mean(np.argmax(logits_fn(np.asarray(x_adv)), -1) == y)), np.asarray(x_adv)
+
+
+def test_square_stays_in_ball_and_box_and_finds_adversarial_examples():
+  logits_fn, x, y = _images_and_model()
+  acc, x_adv = _robust(attacks.Square(eps=0.12, num_queries=300), logits_fn, x, y)
+  assert np.abs(x_adv - x).max() <= 0.12 + 1e-6
+  assert x_adv.min() >= 0 and x_adv.max() <= 1
+  assert acc < 0.9   # it finds something without a single gradient
+
+
+def test_gradient_masking_fools_gradient_attacks_but_not_square():
+  """The canary: the same network behind a stop_gradient has useless input
+  gradients, so PGD and APGD see zero gradients; Square only needs scores."""
+  logits_fn, x, y = _images_and_model()
+  masked = lambda z: logits_fn(jax.lax.stop_gradient(z))
+  eps = 0.12
+  honest_pgd, _ = _robust(attacks.Attack(eps=eps, num_steps=20, step_size=2.5 * eps / 20),
+                          logits_fn, x, y)
+  masked_pgd, _ = _robust(attacks.Attack(eps=eps, num_steps=20, step_size=2.5 * eps / 20),
+                          masked, x, y)
+  masked_apgd, _ = _robust(attacks.APGD(eps=eps, num_steps=20), masked, x, y)
+  masked_square, _ = _robust(attacks.Square(eps=eps, num_queries=300), masked, x, y)
+  assert masked_pgd > honest_pgd + 0.2 and masked_apgd > honest_pgd + 0.2   # fooled
+  assert masked_square < masked_pgd - 0.2 and masked_square < masked_apgd - 0.2
+
+
+def test_bad_square_settings_are_named():
+  with pytest.raises(errors.UserError, match='ℓ2 is not implemented'):
+    attacks.Square(norm='l2', eps=0.5)
+  with pytest.raises(errors.UserError, match='images'):
+    attacks.Square(eps=0.1)(lambda z: z, jnp.zeros((2, 5)), jnp.zeros(2, jnp.int32),
+                            jax.random.key(0))
