@@ -97,3 +97,19 @@ def test_docs_tables_are_generated_from_their_result_files(tmp_path, monkeypatch
   (tmp_path / 'results.md').write_text('<!-- table: nope x -->\n<!-- end table -->\n')
   with pytest.raises(ValueError, match="Unknown table generator 'nope'"):
     docs.run(str(tmp_path))
+
+
+def test_sanity_checks_flag_non_monotone_nonzero_and_masked_grids():
+  from tradeoff.figures import sanity  # pylint: disable=g-import-not-at-top
+  good = [{'eps': 0.1, 'white_box': 0.8, 'black_box': 0.85},
+          {'eps': 0.3, 'white_box': 0.4, 'black_box': 0.4}, {'eps': 1.0, 'white_box': 0.0}]
+  assert sanity.checks(good, 100)['passed']
+  rising = [dict(good[0]), {'eps': 0.3, 'white_box': 0.9}, good[2]]
+  assert not sanity.checks(rising, 100)['monotone_in_eps']
+  stuck = [good[0], good[1], {'eps': 1.0, 'white_box': 0.2}]
+  assert not sanity.checks(stuck, 100)['reaches_zero_at_largest_eps']
+  masked = [{'eps': 0.1, 'white_box': 0.8, 'black_box': 0.3}, good[1], good[2]]
+  result = sanity.checks(masked, 100)
+  assert result['possibly_gradient_masked'] and result['black_box_beats_white_box_at_eps'] == [0.1]
+  assert not result['passed']
+  assert sanity.checks([{'eps': 1.0, 'white_box': 0.01}], 100)['reaches_zero_at_largest_eps']

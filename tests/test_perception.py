@@ -266,3 +266,23 @@ def test_every_model_of_the_default_specs_is_a_run_of_a_committed_sweep(monkeypa
       for role in (*specs.ROLES, 'independent'):
         wd = spec[dataset].get(role, '')
         assert not wd or wd in workdirs, (dataset, role, wd)
+
+
+def test_sanity_command_attacks_a_run_over_an_eps_grid(smoke_models):
+  from tradeoff.figures import sanity  # pylint: disable=g-import-not-at-top
+  root, dirs = smoke_models
+  json_path, png = sanity.run(dirs['robust_linf'], str(root / 'sanity'), str(root / 'sanity'),
+                              plot_only=False, num_examples=40, apgd_steps=5,
+                              square_queries=20)
+  res = json.load(open(json_path))
+  eps = [g['eps'] for g in res['grid']]
+  assert eps == pytest.approx([0.075, 0.15, 0.3, 0.6, 1.0])   # up to the whole [0, 1] box
+  assert all(0 <= g['white_box'] <= g['clean_accuracy'] and 0 <= g['black_box'] <= 1
+             for g in res['grid'])
+  assert res['grid'][0]['white_box_attack']['name'] == 'apgd_ce'
+  assert res['grid'][0]['black_box_attack']['name'] == 'square'
+  assert set(res['checks']) >= {'monotone_in_eps', 'reaches_zero_at_largest_eps',
+                                'possibly_gradient_masked', 'passed'}
+  assert res['checks']['reaches_zero_at_largest_eps']   # the whole box: nothing is robust
+  assert res['num_examples'] == 40 and res['commit'] and res['device']
+  assert os.path.getsize(png) > 10_000

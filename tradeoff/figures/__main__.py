@@ -7,6 +7,7 @@ r"""Runs the experiments behind a figure and draws it.
     python -m tradeoff.figures gradients|adversarial|interpolation [--datasets=mnist,fashion_mnist]
     python -m tradeoff.figures reference [--datasets=mnist,fashion_mnist]
     python -m tradeoff.figures docs [--check]
+    python -m tradeoff.figures sanity --workdir=runs/mnist_linf [--sanity_examples=500]
 
 Commands:
   theory   §2: Theorem 2.1 bound, Theorem 2.2 SVMs, the Gaussian variant
@@ -28,6 +29,9 @@ Commands:
            the accuracy table: the spec's standard and robust models re-evaluated
            under one strong attack (PGD-100 × 5 by default) at the robust model's
            norm and ε (figures/results/reference_table.md).
+  sanity   evaluation sanity checks of one trained run (--workdir): robust accuracy
+           over an ε grid under APGD-CE and Square, monotone, reaching 0, black box
+           never ahead of white box (figures/sanity_<run>.png, results/sanity_<run>.json).
   docs     rewrites the generated tables of docs/*.md from the result files they
            name (--check: fail instead if one is out of date).
   table    a markdown table of the runs in --results=a.json,b.json (e.g. the
@@ -60,6 +64,9 @@ _DATASETS = flags.DEFINE_list('datasets', ['mnist', 'fashion_mnist'],
                               'Datasets (spec entries) for Figures 2-4.')
 _DOCS_DIR = flags.DEFINE_string('docs_dir', 'docs', 'docs: the markdown files to update.')
 _CHECK = flags.DEFINE_bool('check', False, 'docs: fail if a generated table is out of date.')
+_SANITY_EXAMPLES = flags.DEFINE_integer('sanity_examples', 500, 'sanity: test images attacked.')
+_SANITY_STEPS = flags.DEFINE_integer('sanity_steps', 100, 'sanity: APGD-CE iterations.')
+_SANITY_QUERIES = flags.DEFINE_integer('sanity_queries', 1000, 'sanity: Square queries.')
 
 
 def _theory(workdir):
@@ -103,12 +110,21 @@ def _docs(workdir):
   return docs.run(_DOCS_DIR.value, _CHECK.value)
 
 
+def _sanity(workdir):
+  if not _WORKDIR.value:
+    raise errors.UserError('sanity needs --workdir=<a trained run>.')
+  from tradeoff.figures import sanity  # pylint: disable=g-import-not-at-top
+  return sanity.run(workdir, _RESULTS_DIR.value, _FIGURES_DIR.value, _PLOT_ONLY.value,
+                    num_examples=_SANITY_EXAMPLES.value, apgd_steps=_SANITY_STEPS.value,
+                    square_queries=_SANITY_QUERIES.value)
+
+
 COMMANDS = {'theory': _theory, 'binary_mnist': _binary_mnist,
             'figure1': _sweep_figure('figure1'), 'figure7': _sweep_figure('figure7'),
             'table': _sweep_figure('table'), 'gradients': _perception('gradients'),
             'adversarial': _perception('adversarial'),
             'interpolation': _perception('interpolation'), 'reference': _reference,
-            'docs': _docs}
+            'docs': _docs, 'sanity': _sanity}
 
 
 def main(argv):

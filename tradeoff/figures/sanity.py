@@ -1,0 +1,125 @@
+r"""Evaluation sanity checks of a trained run (Carlini et al. 2019, "On evaluating
+adversarial robustness").
+
+    python -m tradeoff.figures sanity --workdir=runs/mnist_linf [--plot_only]
+
+The run's newest checkpoint is attacked over a grid of ε (multiples of its
+evaluation ε, up to the whole input box) by a white-box attack (APGD-CE) and a
+black-box one (Square, ℓ∞; ℓ2 runs are checked with the white-box attack only),
+on the first `num_examples` test images. Three checks:
+
+- robust accuracy does not rise with ε (it may stay level);
+- it reaches (nearly) 0 at the largest ε, where the ball covers the whole box;
+- the black-box attack never finds more than the white-box one: where Square
+  beats APGD, the gradients are suspect and the run is flagged as possibly
+  gradient-masked.
+
+Writes figures/results/sanity_<name>.json and figures/sanity_<name>.png, where
+<name> is the workdir's base name.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import jax
+import ml_collections
+import numpy as np
+
+from tradeoff import accuracy
+from tradeoff import attacks
+from tradeoff import errors
+from tradeoff import experiment
+from tradeoff import parallel
+from tradeoff import workdir as workdir_lib
+from tradeoff.figures import common
+
+EPS_MULTIPLES = (0.25, 0.5, 1.0, 2.0, 4.0)
+# The largest ε: the whole box for ℓ∞ ([0, 1] pixels); for ℓ2 the box's diagonal
+# is out of reach of any sane budget, so a large multiple stands in.
+FULL_BOX = {'linf': 1.0}
+
+
+def checks(grid: list[dict], num_examples: int, tolerance: int = 1) -> dict:
+  """The three checks on a grid of {'eps', 'white_box', 'black_box'} robust accuracies.
+
+  `tolerance` examples of slack absorb the attacks' randomness.
+  """
+  slack = tolerance / num_examples
+  white = [g['white_box'] for g in grid]
+  monotone = all(b <= a + slack for a, b in zip(white, white[1:]))
+  reaches_zero = white[-1] <= slack
+  masked = [g['eps'] for g in grid
+            if g.get('black_box') is not None and g['black_box'] < g['white_box'] - slack]
+  return {'monotone_in_eps': monotone, 'reaches_zero_at_largest_eps': reaches_zero,
+          'black_box_beats_white_box_at_eps': masked,
+          'possibly_gradient_masked': bool(masked),
+          'passed': monotone and reaches_zero and not masked}
+
+
+def sanity_experiment(workdir: str, num_examples: int = 500, apgd_steps: int = 100,
+                      square_queries: int = 1000) -> dict:
+  t0 = time.time()
+  config = workdir_lib.load_config(workdir)
+  exp, states = experiment.restore(config, workdir)
+  state = states[max(states)]
+  cfg = exp.config
+  x, y = exp.ds.x_test[:num_examples], exp.ds.y_test[:num_examples]
+  n = parallel.local_device_count()
+  params = parallel.replicate(state.params, n)
+  model_state = parallel.replicate(state.model_state, n)
+  _, _, rng = experiment.rng_streams(cfg.seed)
+  norm, eps0 = cfg.eval_attack.norm, float(cfg.eval_attack.eps)
+  if eps0 <= 0:
+    raise errors.UserError(f'{workdir} is evaluated at eps = 0: there is no threat model to check.')
+  largest = FULL_BOX.get(norm, 16 * eps0)
+  grid_eps = sorted({min(m * eps0, largest) for m in EPS_MULTIPLES} | {largest})
+  grid = []
+  for eps in grid_eps:
+    block = ml_collections.ConfigDict({'name': 'apgd_ce', 'norm': norm, 'eps': eps,
+                                       'num_steps': apgd_steps, 'restarts': 1})
+    white = attacks.from_config(block, exp.ds.bounds)
+    row = {'eps': eps, 'white_box_attack': white.describe()}
+    res = accuracy.evaluate_clean_and_robust(exp.module, white, params, model_state, x, y,
+                                             cfg.data.eval_batch_size, rng)
+    row['white_box'], row['clean_accuracy'] = res['robust_accuracy'], res['clean_accuracy']
+    if norm == 'linf' and x.ndim == 4:
+      black = attacks.Square(eps=eps, num_queries=square_queries, bounds=exp.ds.bounds)
+      row['black_box_attack'] = black.describe()
+      row['black_box'] = accuracy.evaluate_clean_and_robust(
+          exp.module, black, params, model_state, x, y, cfg.data.eval_batch_size,
+          rng)['robust_accuracy']
+    grid.append(row)
+    jax.clear_caches()
+  return {'experiment': 'sanity', 'workdir': os.path.abspath(workdir),
+          'checkpoint_step': int(state.step), 'norm': norm, 'eval_eps': eps0,
+          'num_examples': int(len(y)), 'grid': grid, 'checks': checks(grid, len(y)),
+          **common.provenance_record(t0)}
+
+
+def plot(res: dict, path: str) -> str:
+  fig, ax = common.subplots(figsize=(5, 3.5))
+  eps = [g['eps'] for g in res['grid']]
+  ax.plot(eps, [g['white_box'] for g in res['grid']], 'o-', label='white box (APGD-CE)')
+  if any('black_box' in g for g in res['grid']):
+    ax.plot(eps, [g.get('black_box') for g in res['grid']], 's--', label='black box (Square)')
+  ax.axvline(res['eval_eps'], color='grey', lw=0.8, ls=':')
+  ax.set_xscale('log')
+  ax.set_xlabel(f"{res['norm']} ε")
+  ax.set_ylabel('robust accuracy')
+  verdict = 'passed' if res['checks']['passed'] else 'FAILED: ' + ', '.join(
+      k for k in ('monotone_in_eps', 'reaches_zero_at_largest_eps') if not res['checks'][k]) + (
+          ' possibly gradient-masked' if res['checks']['possibly_gradient_masked'] else '')
+  ax.set_title(f"{os.path.basename(res['workdir'])}: checks {verdict}", fontsize=8)
+  ax.legend(fontsize=7)
+  return common.save_figure(fig, path)
+
+
+def run(workdir: str, results_dir: str, figures_dir: str, plot_only: bool,
+        **kwargs) -> list[str]:
+  name = os.path.basename(os.path.normpath(workdir))
+  path = os.path.join(results_dir, f'sanity_{name}.json')
+  if not plot_only:
+    common.write_json(path, sanity_experiment(workdir, **kwargs))
+  res = common.read_json(path)
+  return [path, plot(res, os.path.join(figures_dir, f'sanity_{name}.png'))]
