@@ -245,6 +245,26 @@ def bench_xla(*paths: str) -> str:
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+@generator('evaluations')
+def evaluations(*paths: str) -> str:
+  """`python -m tradeoff.evaluate` records of one checkpoint under several attacks."""
+  rows = []
+  for path in paths:
+    r = common.read_json(path)
+    atk = r['eval_attack']
+    stages = ' → '.join(f"{s['attack']} {tables.pct(s['robust_accuracy'])}"
+                        for s in r.get('robust_accuracy_by_stage', []))
+    steps = atk.get('num_steps')
+    name = f"{atk['name']} × {atk['restarts']} restarts" + (
+        f", step {atk['step_size']:.3g}" if 'step_size' in atk and atk['name'].startswith('pgd')
+        else f', {steps} iterations' if steps else '')
+    rows.append([name, tables.pct(r['clean_accuracy'], 2), tables.pct(r['robust_accuracy'], 2),
+                 stages or '–', r['num_robust_examples'], f"{r['wall_time_s'] / 60:.1f} min",
+                 r['checkpoint_step']])
+  return tables.markdown(['attack', 'clean acc.', 'robust acc.', 'after each stage',
+                          'attacked test images', 'wall time', 'checkpoint step'], rows)
+
+
 def render(text: str) -> str:
   """`text` with every generated table block rebuilt from its result files
   (paths in the markers are relative to the repository root)."""

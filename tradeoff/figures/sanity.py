@@ -15,11 +15,12 @@ on the first `num_examples` test images. Three checks:
   gradient-masked.
 
 Writes figures/results/sanity_<name>.json and figures/sanity_<name>.png, where
-<name> is the workdir's base name.
+<name> is `run_name(workdir)` (the run's directory and its parent's).
 """
 from __future__ import annotations
 
 import os
+import re
 import time
 
 import jax
@@ -115,9 +116,17 @@ def plot(res: dict, path: str) -> str:
   return common.save_figure(fig, path)
 
 
+def run_name(workdir: str) -> str:
+  """A file name for a run: its directory and its parent's, e.g. a sweep's run
+  'figure6_mnist_linf/eps=0.3,seed=0' -> 'figure6_mnist_linf_eps_0.3_seed_0'."""
+  path = os.path.normpath(os.path.abspath(workdir))
+  name = f'{os.path.basename(os.path.dirname(path))}_{os.path.basename(path)}'
+  return re.sub(r'[^A-Za-z0-9_.-]+', '_', name).strip('_')
+
+
 def run(workdir: str, results_dir: str, figures_dir: str, plot_only: bool,
         **kwargs) -> list[str]:
-  name = os.path.basename(os.path.normpath(workdir))
+  name = run_name(workdir)
   path = os.path.join(results_dir, f'sanity_{name}.json')
   if not plot_only:
     common.write_json(path, sanity_experiment(workdir, **kwargs))
