@@ -231,6 +231,7 @@ def restore(config: ml_collections.ConfigDict, workdir: str, steps=None):
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Restores the newest checkpoint of `workdir` and evaluates config.eval_attack."""
   t0 = time.time()
+  commit = provenance.git_commit()  # the code this process runs; the tree may change meanwhile
   exp, states = restore(config, workdir)
   state = states[max(states)]
   x_eval, y_eval = eval_split(exp.config, exp.ds)
@@ -242,7 +243,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
       exp.config.data.eval_batch_size, rng, exp.config.num_robust_eval_examples)
   return {'workdir': os.path.abspath(workdir), 'checkpoint_step': int(state.step),
           'config': workdir_lib.as_json(config),
-          'commit': provenance.git_commit(), 'device': provenance.device_description(),
+          'commit': commit, 'device': provenance.device_description(),
           'host': provenance.host(), 'versions': provenance.versions(),
           'wall_time_s': time.time() - t0, 'data': exp.ds.info,
           'eval_attack': exp.eval_attack.describe(), **result}
