@@ -86,5 +86,8 @@ def run(main: Callable[[list[str]], None]) -> None:
     except errors.Interrupted as e:
       print(f'{program_name()}: {e}', file=sys.stderr)
       sys.exit(128 + e.signum)
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM outside the training loop
+      print(f'{program_name()}: interrupted ({e or "SIGINT"})', file=sys.stderr)
+      sys.exit(130)
 
   app.run(wrapped)
