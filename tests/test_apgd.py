@@ -2,7 +2,6 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from tradeoff import attacks
@@ -10,6 +9,7 @@ from tradeoff import errors
 from tradeoff import models
 from tradeoff import objectives
 from tradeoff.attacks import apgd
+import tiny_models
 
 
 def test_checkpoints_are_the_papers():
@@ -96,24 +96,7 @@ def _trained_mlp(seed=0):
   centres = rng.random((3, 8)) * 0.6 + 0.2
   y = rng.integers(0, 3, 600).astype(np.int32)
   x = np.clip(centres[y] + 0.08 * rng.normal(size=(600, 8)), 0, 1).astype(np.float32)
-  module = models.MLP(num_outputs=3, hidden=(64,))
-  params = module.init(jax.random.key(seed), x[:1])['params']
-  tx = optax.adam(1e-2)
-  opt = tx.init(params)
-
-  @jax.jit
-  def step(params, opt):
-    grads = jax.grad(lambda p: jnp.mean(objectives.cross_entropy(
-        module.apply({'params': p}, x), y)))(params)
-    updates, opt = tx.update(grads, opt)
-    return optax.apply_updates(params, updates), opt
-
-  for _ in range(200):
-    params, opt = step(params, opt)
-  logits_fn = lambda z: module.apply({'params': params}, z)
-  correct = np.asarray(jnp.argmax(logits_fn(x), -1)) == y
-  assert correct.mean() > 0.95
-  return logits_fn, x[correct][:256], y[correct][:256]
+  return tiny_models.train_mlp(x, y, num_classes=3, hidden=64, steps=200, seed=seed)
 
 
 def test_apgd_is_at_least_as_strong_as_pgd_with_the_same_budget():

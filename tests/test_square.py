@@ -2,14 +2,12 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from tradeoff import attacks
 from tradeoff import errors
-from tradeoff import models
-from tradeoff import objectives
 from tradeoff.attacks import square
+import tiny_models
 
 
 def test_window_share_halves_on_the_papers_schedule():
@@ -24,24 +22,8 @@ def _images_and_model(seed=0):
   y = rng.integers(0, 3, 600).astype(np.int32)
   means = np.stack([np.full((8, 8, 1), v) for v in (0.3, 0.5, 0.7)])
   x = np.clip(means[y] + 0.05 * rng.normal(size=(600, 8, 8, 1)), 0, 1).astype(np.float32)
-  module = models.MLP(num_outputs=3, hidden=(32,))
-  params = module.init(jax.random.key(seed), x[:1])['params']
-  tx = optax.adam(1e-2)
-  opt = tx.init(params)
-
-  @jax.jit
-  def step(params, opt):
-    grads = jax.grad(lambda p: jnp.mean(objectives.cross_entropy(
-        module.apply({'params': p}, x), y)))(params)
-    updates, opt = tx.update(grads, opt)
-    return optax.apply_updates(params, updates), opt
-
-  for _ in range(300):
-    params, opt = step(params, opt)
-  logits_fn = lambda z: module.apply({'params': params}, z)
-  right = np.asarray(jnp.argmax(logits_fn(x), -1)) == y
-  assert right.mean() > 0.95
-  return logits_fn, x[right][:200], y[right][:200]
+  return tiny_models.train_mlp(x, y, num_classes=3, hidden=32, steps=300, seed=seed,
+                               keep=200)
 
 
 def _robust(atk, logits_fn, x, y):
