@@ -54,10 +54,8 @@ def checkpoints(num_steps: int) -> list[int]:
 def dlr(logits: jax.Array, y: jax.Array) -> jax.Array:
   """Untargeted DLR loss f32[B] (larger: closer to misclassified)."""
   s = jnp.sort(logits, axis=-1)[:, ::-1]
-  z_y = jnp.take_along_axis(logits, y[:, None], axis=-1)[:, 0]
-  other = jnp.max(jnp.where(jax.nn.one_hot(y, logits.shape[-1], dtype=bool), -jnp.inf, logits),
-                  axis=-1)
-  return -(z_y - other) / (s[:, 0] - s[:, 2] + 1e-12)
+  # −(z_y − max_{i≠y} z_i) is the Carlini-Wagner margin.
+  return objectives.margin(logits, y) / (s[:, 0] - s[:, 2] + 1e-12)
 
 
 def targeted_dlr(logits: jax.Array, y: jax.Array, t: jax.Array) -> jax.Array:

@@ -21,18 +21,11 @@ import jax
 import jax.numpy as jnp
 
 from tradeoff import errors
+from tradeoff import objectives
 from tradeoff import registry
 from tradeoff.attacks import ball
 
 _HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
-
-
-def margin(logits: jax.Array, y: jax.Array) -> jax.Array:
-  """z_y − max_{k≠y} z_k, f32[B]; negative means misclassified."""
-  z_y = jnp.take_along_axis(logits, y[:, None], axis=-1)[:, 0]
-  other = jnp.max(jnp.where(jax.nn.one_hot(y, logits.shape[-1], dtype=bool), -jnp.inf, logits),
-                  axis=-1)
-  return z_y - other
 
 
 def window_share(i: jax.Array, num_queries: int, p_init: float) -> jax.Array:
@@ -107,11 +100,11 @@ def _square(logits_fn, x, y, rng, atk: Square):
   k_init, k_loop = jax.random.split(rng)
   stripes = eps * jax.random.choice(k_init, jnp.array([-1.0, 1.0]), (b, 1, w, c))
   x_best = ball.project(x + stripes, x, 'linf', eps, atk.bounds)
-  m_best = margin(logits_fn(x_best), y)
+  m_best = -objectives.margin(logits_fn(x_best), y)
   rows, cols = jnp.arange(h)[None, :, None, None], jnp.arange(w)[None, None, :, None]
 
   def body(i, carry):
-    x_best, m_best = carry
+    x_best, m_best = carry  # m: z_y − max_{k≠y} z_k, negative once misclassified
     k_pos, k_sign = jax.random.split(jax.random.fold_in(k_loop, i))
     p = window_share(i, atk.num_queries, atk.p_init)
     s = jnp.clip(jnp.round(jnp.sqrt(p * h * w)), 1, min(h, w)).astype(jnp.int32)
@@ -121,7 +114,7 @@ def _square(logits_fn, x, y, rng, atk: Square):
     signs = eps * jax.random.choice(k_sign, jnp.array([-1.0, 1.0]), (b, 1, 1, c))
     delta = jnp.where(inside, signs, x_best - x)
     x_new = ball.project(x + delta, x, 'linf', eps, atk.bounds)
-    m_new = margin(logits_fn(x_new), y)
+    m_new = -objectives.margin(logits_fn(x_new), y)
     take = (m_new < m_best) & (m_best > 0)   # misclassified examples stay as they are
     return (jnp.where(take[:, None, None, None], x_new, x_best), jnp.where(take, m_new, m_best))
 
