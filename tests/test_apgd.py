@@ -139,10 +139,23 @@ def test_a_cascade_is_the_per_example_worst_case_of_its_stages():
 
 def test_eval_attack_name_builds_the_attack_and_checks_it():
   import ml_collections  # pylint: disable=g-import-not-at-top
-  block = ml_collections.ConfigDict({'name': 'autoattack_fast', 'norm': 'linf', 'eps': 0.3,
-                                     'num_steps': 100, 'restarts': 1, 'targets': 9})
+  from tradeoff import configlib  # pylint: disable=g-import-not-at-top
+  block = configlib.attack_config(20, norm='linf', eps=0.3)
+  block.name = 'autoattack_fast'
   atk = attacks.from_config(block, (0.0, 1.0))
   assert [s.name for s in atk.stages] == ['apgd_ce', 'apgd_t9']
+  block.name = 'autoattack'
+  atk = attacks.from_config(block, (0.0, 1.0))
+  # AutoAttack's "standard" version (reference implementation): 100 APGD / FAB
+  # iterations, 1 restart each, 9 target classes, 5000 Square queries.
+  assert [s.name for s in atk.stages] == ['apgd_ce', 'apgd_t9', 'fab_t9', 'square']
+  assert [s.num_steps for s in atk.stages] == [100, 100, 100, 5000]
+  assert [s.restarts for s in atk.stages] == [1, 1, 1, 1]
+  assert all(s.eps == 0.3 and s.norm == 'linf' for s in atk.stages)
+  fab = atk.stages[2]
+  assert (fab.alpha_max, fab.eta, fab.beta, atk.stages[3].p_init) == (0.1, 1.05, 0.9, 0.8)
+  assert [p.target_offset for p in atk.stages[1].parts()] == list(range(9))
+  block = ml_collections.ConfigDict(block.to_dict())
   block.name = 'fab'
   with pytest.raises(errors.UserError, match="Unknown attack name 'fab'.*apgd_ce"):
     attacks.from_config(block, (0.0, 1.0))

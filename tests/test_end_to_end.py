@@ -190,15 +190,20 @@ def test_cli_overrides_typos_and_reevaluation(mnist_dir, repo_root, tmp_path):
   assert proc.returncode != 0 and "Unknown loss 'pgd'" in out and 'pgd_at' in out
 
 
-def test_autoattack_fast_evaluation_records_each_stage(mnist_dir, repo_root, tmp_path):
+def test_autoattack_evaluation_records_each_stage(mnist_dir, repo_root, tmp_path):
   config = load_config(repo_root, 'mnist_linf.py:smoke', [
-      ('data.data_dir', mnist_dir), ('model.width', 0.25), ('eval_attack.name', 'autoattack_fast'),
-      ('eval_attack.num_steps', 5), ('eval_attack.targets', 3), ('num_robust_eval_examples', 40)])
+      ('data.data_dir', mnist_dir), ('model.width', 0.25), ('eval_attack.name', 'autoattack'),
+      ('eval_attack.autoattack.apgd_steps', 5), ('eval_attack.autoattack.targets', 3),
+      ('eval_attack.autoattack.fab_steps', 5), ('eval_attack.autoattack.square_queries', 20),
+      ('num_robust_eval_examples', 40)])
   results = train.train_and_evaluate(config, str(tmp_path))
   stages = results['robust_accuracy_by_stage']
-  assert [s['attack'] for s in stages] == ['apgd_ce', 'apgd_t3']
-  assert results['eval_attack']['name'] == 'autoattack_fast'
-  assert stages[0]['robust_accuracy'] >= stages[1]['robust_accuracy'] == results['robust_accuracy']
+  assert [s['attack'] for s in stages] == ['apgd_ce', 'apgd_t3', 'fab_t3', 'square']
+  assert results['eval_attack']['name'] == 'autoattack'
+  assert [s['num_steps'] for s in results['eval_attack']['stages']] == [5, 5, 5, 20]
+  accs = [s['robust_accuracy'] for s in stages]
+  assert accs == sorted(accs, reverse=True) and accs[-1] == results['robust_accuracy']
+  assert [s['attacked_points'] for s in stages[1:]] == [round(a * 40) for a in accs[:-1]]
   assert results['robust_accuracy'] <= results['robust_subset_clean_accuracy']
   assert results['num_robust_examples'] == 40 and results['num_examples'] == 100
   # The same checkpoint re-evaluated under APGD-CE alone.

@@ -136,7 +136,8 @@ def _record_evaluations(monkeypatch) -> list:
   calls = []
   real_evaluate = reference.experiment.evaluate_checkpoint
   def recording_evaluate(config, workdir):
-    calls.append((workdir, config.eval_attack.num_steps))
+    name = config.eval_attack.name
+    calls.append((workdir, config.eval_attack.num_steps) if name == 'pgd' else (workdir, name))
     return real_evaluate(config, workdir)
   monkeypatch.setattr(reference.experiment, 'evaluate_checkpoint', recording_evaluate)
   return calls
@@ -286,3 +287,49 @@ def test_sanity_command_attacks_a_run_over_an_eps_grid(smoke_models):
   assert res['checks']['reaches_zero_at_largest_eps']   # the whole box: nothing is robust
   assert res['num_examples'] == 40 and res['commit'] and res['device']
   assert os.path.getsize(png) > 10_000
+
+
+def test_reference_table_adds_autoattack_beside_pgd_and_reuses_a_bench_record(smoke_models,
+                                                                            monkeypatch):
+  from tradeoff import configlib  # pylint: disable=g-import-not-at-top
+  from tradeoff.bench import attacks as bench_attacks  # pylint: disable=g-import-not-at-top
+  from tradeoff.figures import reference  # pylint: disable=g-import-not-at-top
+  root, dirs = smoke_models
+  settings = configlib.autoattack_config()
+  settings.apgd_steps, settings.fab_steps, settings.square_queries, settings.targets = 4, 4, 10, 2
+  # The cost benchmark's AutoAttack evaluation of the robust model ...
+  cost = bench_attacks.attack_cost(dirs['robust_linf'], num_examples=30, settings=settings,
+                                   pgd=ml_collections.ConfigDict(
+                                       {'num_steps': 3, 'restarts': 2, 'step_scale': 2.5}))
+  aa = cost['evaluations']['autoattack']
+  assert [s['attack'] for s in aa['robust_accuracy_by_stage']] == [
+      'apgd_ce', 'apgd_t2', 'fab_t2', 'square']
+  assert cost['autoattack_over_pgd'] == aa['robust_time_s'] / cost['pgd_time_s'] > 0
+  assert 'AutoAttack standard, all stages' in bench_attacks.format_attack_cost(cost)
+  record = str(root / 'bench_attacks.json')
+  json.dump(cost, open(record, 'w'))
+  # ... is used by the table, which evaluates only the standard model itself.
+  spec = _spec(dirs)
+  spec.reference_autoattack = {'name': 'autoattack', 'num_examples': 30,
+                               'settings': settings.to_dict(), 'records': [record]}
+  calls = _record_evaluations(monkeypatch)
+  out, = reference.run(spec, ['mnist'], str(root / 'ref_aa'), plot_only=False)
+  assert sorted(c for c in calls if c[1] == 'autoattack') == [(dirs['standard'], 'autoattack')]
+  res = json.load(open(os.path.join(root, 'ref_aa', 'reference_mnist.json')))
+  std, rob = res['rows']
+  assert rob['autoattack']['robust_accuracy'] == aa['robust_accuracy']
+  for r in (std, rob):
+    assert r['autoattack']['spec']['settings'] == settings.to_dict()
+    assert r['autoattack']['num_robust_examples'] == 30
+    assert 0 <= r['autoattack']['robust_accuracy'] <= r['autoattack']['robust_subset_clean_accuracy']
+  rows = open(out).read().strip().splitlines()
+  drop = 100 * (rob['robust_accuracy'] - rob['autoattack']['robust_accuracy'])
+  assert f"| {rob['autoattack']['robust_accuracy']:.2%} | {drop:.1f} | autoattack, first 30 |" in rows[3]
+  # Kept on the next run; evaluated again when its settings change.
+  calls.clear()
+  reference.run(spec, ['mnist'], str(root / 'ref_aa'), plot_only=False)
+  assert not calls
+  spec.reference_autoattack.settings.square_queries = 12
+  spec.reference_autoattack.records = []
+  reference.run(spec, ['mnist'], str(root / 'ref_aa'), plot_only=False)
+  assert calls == [(dirs['standard'], 'autoattack'), (dirs['robust_linf'], 'autoattack')]

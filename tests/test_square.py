@@ -56,8 +56,38 @@ def test_gradient_masking_fools_gradient_attacks_but_not_square():
 
 
 def test_bad_square_settings_are_named():
-  with pytest.raises(errors.UserError, match='ℓ2 is not implemented'):
-    attacks.Square(norm='l2', eps=0.5)
+  with pytest.raises(errors.UserError, match="Unknown attack norm 'l1'"):
+    attacks.Square(norm='l1', eps=0.5)
   with pytest.raises(errors.UserError, match='images'):
     attacks.Square(eps=0.1)(lambda z: z, jnp.zeros((2, 5)), jnp.zeros(2, jnp.int32),
                             jax.random.key(0))
+
+
+@pytest.mark.parametrize('s', [1, 3, 5, 6, 11, 25])
+def test_l2_window_pattern_is_the_papers_block_wherever_it_is_drawn(s):
+  """The traced block of the ℓ2 loop equals the static one (pseudo_gaussian),
+  which follows the reference: rings of 1/(k+1)², halves of opposite sign."""
+  h = w = 28
+  table = jnp.asarray(square._sum_inverse_squares(h), jnp.float32)
+  rows, cols = jnp.arange(h)[None, :, None, None], jnp.arange(w)[None, None, :, None]
+  r0, c0 = 2, 28 - s
+  inside = (rows >= r0) & (rows < r0 + s) & (cols >= c0) & (cols < c0 + s)
+  got = np.asarray(square.window_pattern(inside, rows - r0, cols - c0, jnp.asarray(s), table))
+  want = np.zeros((h, w))
+  want[r0:r0 + s, c0:c0 + s] = square.pseudo_gaussian(s)
+  np.testing.assert_allclose(got[0, :, :, 0], want, atol=1e-6)
+  block = square.pseudo_gaussian(5)
+  assert np.sum(block ** 2) == pytest.approx(1.0)
+  assert block[1, 2] == block[:2].max() and block[3, 2] == block[2:].min()   # ring centres
+
+
+def test_l2_square_stays_in_ball_and_box_and_sees_through_masked_gradients():
+  logits_fn, x, y = _images_and_model()
+  eps = 1.0
+  masked = lambda z: logits_fn(jax.lax.stop_gradient(z))
+  acc, x_adv = _robust(attacks.Square(norm='l2', eps=eps, num_queries=300), masked, x, y)
+  norms = np.sqrt(((x_adv - x) ** 2).reshape(len(x), -1).sum(1))
+  assert norms.max() <= eps * (1 + 1e-5)
+  assert x_adv.min() >= 0 and x_adv.max() <= 1
+  masked_apgd, _ = _robust(attacks.APGD(norm='l2', eps=eps, num_steps=20), masked, x, y)
+  assert masked_apgd == 1.0 and acc < 0.9   # gradients useless; scores are enough

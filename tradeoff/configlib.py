@@ -30,7 +30,7 @@ def attack_config(num_steps: int, step_scale: float = MADRY_STEP_SCALE, restarts
                   eps: float | None = None) -> ml_collections.ConfigDict:
   """A PGD block. norm / eps None: config.norm / config.eps."""
   return ml_collections.ConfigDict({
-      'name': 'pgd',       # one of attacks.NAMES (pgd, apgd_ce, ..., autoattack_fast)
+      'name': 'pgd',       # one of attacks.NAMES (pgd, apgd_ce, ..., autoattack)
       'norm': placeholder(str) if norm is None else norm,
       'eps': placeholder(float) if eps is None else float(eps),
       'num_steps': num_steps,
@@ -40,7 +40,27 @@ def attack_config(num_steps: int, step_scale: float = MADRY_STEP_SCALE, restarts
       'random_start': random_start,
       'loss': 'ce',        # attack objective: 'ce' or 'margin'
       'unroll': True,      # fully unroll the PGD loop (fast on CPU; see attacks/pgd.py)
-      'targets': 9,        # apgd_t / autoattack_fast: target classes per point
+      'targets': 9,        # apgd_t / fab_t: target classes per point
+      'autoattack': autoattack_config(),
+  })
+
+
+def autoattack_config() -> ml_collections.ConfigDict:
+  """The settings of name='autoattack' / 'autoattack_fast' (the block's own num_steps,
+  restarts and targets are the single attacks'). Defaults: AutoAttack's "standard"
+  version (Croce & Hein 2020, reference implementation)."""
+  return ml_collections.ConfigDict({
+      'apgd_steps': 100,        # APGD-CE and APGD-T iterations
+      'apgd_restarts': 1,
+      'targets': 9,             # APGD-T and FAB-T target classes
+      'fab_steps': 100,
+      'fab_restarts': 1,
+      'fab_alpha_max': 0.1,
+      'fab_eta': 1.05,
+      'fab_beta': 0.9,
+      'square_queries': 5000,
+      'square_restarts': 1,
+      'square_p_init': 0.8,
   })
 
 
@@ -170,6 +190,9 @@ def shrink_for_smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.attack.num_steps = min(c.attack.num_steps, 2)
   c.eval_attack.num_steps = min(c.eval_attack.num_steps, 3)
   c.eval_attack.restarts = min(c.eval_attack.restarts, 2)
+  aa = c.eval_attack.autoattack
+  aa.apgd_steps, aa.fab_steps = min(aa.apgd_steps, 3), min(aa.fab_steps, 3)
+  aa.square_queries = min(aa.square_queries, 10)
   c.attack.step_scale = MADRY_STEP_SCALE
   c.eval_attack.step_scale = MADRY_STEP_SCALE
   c.log_every = 2

@@ -22,6 +22,7 @@ and the newest readable one is used instead (`restore_latest`).
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -44,7 +45,9 @@ RESUMABLE_CHANGES = ('log_every', 'checkpoint_every', 'eval_every', 'max_checkpo
 # as having that value, so older runs still resume and count as finished.
 ADDED_FIELDS = {'model.keep_features': [], 'num_robust_eval_examples': 0,
                 'attack.name': 'pgd', 'attack.targets': 9,
-                'eval_attack.name': 'pgd', 'eval_attack.targets': 9}
+                'eval_attack.name': 'pgd', 'eval_attack.targets': 9,
+                'attack.autoattack': configlib.autoattack_config().to_dict(),
+                'eval_attack.autoattack': configlib.autoattack_config().to_dict()}
 
 DAMAGED_DIR = 'damaged'
 
@@ -73,7 +76,7 @@ def upgrade(saved: dict) -> dict:
     node = saved
     for p in parents:
       node = node.setdefault(p, {})
-    node.setdefault(leaf, default)
+    node.setdefault(leaf, copy.deepcopy(default))
   for block in configlib.ATTACK_BLOCKS:
     b = saved.get(block)
     if isinstance(b, dict) and 'rel_step_size' in b:

@@ -32,6 +32,7 @@ configs explain why training uses 0.1 rather than MNIST's 0.3).
 import ml_collections
 
 from launch import grids
+from tradeoff import configlib
 
 
 def _full_data_run(sweep: str, eps: float, seed: int = 0) -> str:
@@ -75,4 +76,11 @@ def get_config(arg=None):
   # attack at the robust model's training norm and ε
   c.reference_attack = ml_collections.ConfigDict({
       'num_steps': 100, 'restarts': 5, 'step_scale': 2.5, 'num_examples': 1000})
+  # ... and under AutoAttack ('autoattack': the standard version; 'autoattack_fast';
+  # '' for none) at the same norm and ε, beside it. `records`: result files of
+  # `python -m tradeoff.bench --mode=attacks` whose AutoAttack evaluation of the
+  # same trained model with the same settings is used instead of repeating it.
+  c.reference_autoattack = ml_collections.ConfigDict({
+      'name': 'autoattack', 'num_examples': 1000, 'settings': configlib.autoattack_config(),
+      'records': ['figures/results/bench_attacks_mnist_linf.json']})
   return c

@@ -4,7 +4,8 @@
     pgd.py    projected gradient descent (Madry et al. 2018) and FGSM; the training attack
     apgd.py   Auto-PGD (Croce & Hein 2020): step-size schedule with momentum and
               restarts from the best point; CE, DLR and targeted DLR (APGD-T) losses
-    square.py the Square Attack (Andriushchenko et al. 2020), ℓ∞: score-based, no gradients
+    fab.py    FAB-T (Croce & Hein 2020): targeted minimal-norm attack, exact box projections
+    square.py the Square Attack (Andriushchenko et al. 2020), ℓ∞ and ℓ2: score-based, no gradients
     cascade.py  attacks run in turn on the still-robust points (AutoAttack's shape)
 
 `from_config` builds the attack an attack block names (`eval_attack.name`).
@@ -21,13 +22,33 @@ from tradeoff.attacks.pgd import fgsm
 from tradeoff.attacks.pgd import label_objective
 from tradeoff.attacks.apgd import APGD
 from tradeoff.attacks.cascade import Cascade
+from tradeoff.attacks.fab import FAB
 from tradeoff.attacks.square import Square
 from tradeoff import errors
 from tradeoff import registry
 
-# eval_attack.name -> what it builds. autoattack_fast is AutoAttack's APGD-CE then
-# APGD-T (the full standard version adds FAB-T and Square, not available yet).
-NAMES = ('pgd', 'apgd_ce', 'apgd_dlr', 'apgd_t', 'square', 'autoattack_fast')
+# eval_attack.name -> what it builds. autoattack is AutoAttack's standard version
+# (APGD-CE, APGD-T, FAB-T, Square), autoattack_fast its first two stages; both take
+# their settings from the block's `autoattack` group.
+NAMES = ('pgd', 'apgd_ce', 'apgd_dlr', 'apgd_t', 'fab_t', 'square', 'autoattack',
+         'autoattack_fast')
+
+
+def autoattack(norm: str, eps: float, settings, bounds, fast: bool = False) -> Cascade:
+  """AutoAttack's cascade from an `autoattack` settings group (configlib.autoattack_config)."""
+  s = settings
+  apgd = dict(norm=norm, eps=eps, num_steps=int(s.apgd_steps), restarts=int(s.apgd_restarts),
+              bounds=bounds)
+  stages = [APGD(loss='ce', **apgd), APGD(targets=int(s.targets), **apgd)]
+  if not fast:
+    stages.append(FAB(norm=norm, eps=eps, num_steps=int(s.fab_steps),
+                      restarts=int(s.fab_restarts), targets=int(s.targets),
+                      alpha_max=float(s.fab_alpha_max), eta=float(s.fab_eta),
+                      beta=float(s.fab_beta), bounds=bounds))
+    stages.append(Square(norm=norm, eps=eps, num_queries=int(s.square_queries),
+                         restarts=int(s.square_restarts), p_init=float(s.square_p_init),
+                         bounds=bounds))
+  return Cascade('autoattack_fast' if fast else 'autoattack', tuple(stages))
 
 
 def from_config(block, bounds):
@@ -37,21 +58,24 @@ def from_config(block, bounds):
   if name == 'pgd':
     return Attack.from_config(block, bounds)
   bounds = None if bounds is None else tuple(bounds)
-  common = dict(norm=block.norm, eps=float(block.eps), num_steps=int(block.num_steps),
+  eps = float(block.eps)
+  if name.startswith('autoattack'):
+    return autoattack(block.norm, eps, block.autoattack, bounds, fast=name == 'autoattack_fast')
+  common = dict(norm=block.norm, eps=eps, num_steps=int(block.num_steps),
                 restarts=int(block.restarts), bounds=bounds)
+  targets = int(block.get('targets', 9))
   if name == 'apgd_ce':
     return APGD(loss='ce', **common)
   if name == 'apgd_dlr':
     return APGD(loss='dlr', **common)
-  if name == 'square':  # num_steps counts its queries (AutoAttack: 5000)
-    return Square(norm=block.norm, eps=float(block.eps), num_queries=int(block.num_steps),
-                  restarts=int(block.restarts), bounds=bounds)
-  targets = int(block.get('targets', 9))
   if name == 'apgd_t':
     return APGD(targets=targets, **common)
-  if name == 'autoattack_fast':
-    return Cascade(name, (APGD(loss='ce', **common), APGD(targets=targets, **common)))
+  if name == 'fab_t':
+    return FAB(targets=targets, **common)
+  if name == 'square':  # num_steps counts its queries (AutoAttack: 5000)
+    return Square(norm=block.norm, eps=eps, num_queries=int(block.num_steps),
+                  restarts=int(block.restarts), bounds=bounds)
   raise errors.UserError(f'attack name {name!r} has no constructor.')  # unreachable
 
-__all__ = ['APGD', 'ATTACK_LOSSES', 'Attack', 'Cascade', 'NAMES', 'NORMS', 'Objective', 'Square',
-           'fgsm', 'from_config', 'label_objective']
+__all__ = ['APGD', 'ATTACK_LOSSES', 'Attack', 'Cascade', 'FAB', 'NAMES', 'NORMS', 'Objective',
+           'Square', 'autoattack', 'fgsm', 'from_config', 'label_objective']

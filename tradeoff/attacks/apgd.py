@@ -78,6 +78,8 @@ class APGD:
     loss: 'ce' or 'dlr' (untargeted); ignored when targets > 0.
     targets: 0 for the untargeted attack; k > 0 for APGD-T over the k classes
       ranked highest after the prediction on x (AutoAttack: 9).
+    target_offset: APGD-T skips the first target_offset of them (a cascade
+      attacks one target at a time on the points still robust).
     bounds: (lo, hi) input box, or None for unbounded features.
   """
   norm: str = 'linf'
@@ -86,16 +88,19 @@ class APGD:
   restarts: int = 1
   loss: str = 'ce'
   targets: int = 0
+  target_offset: int = 0
   bounds: tuple[float, float] | None = (0.0, 1.0)
 
   def __post_init__(self):
     registry.check_choice('attack norm', self.norm, ('linf', 'l2'))
     registry.check_choice('APGD loss', self.loss, LOSSES)
-    if self.eps < 0 or self.num_steps < 2 or self.restarts < 1 or self.targets < 0:
+    if (self.eps < 0 or self.num_steps < 2 or self.restarts < 1 or self.targets < 0
+        or self.target_offset < 0):
       raise errors.UserError(
-          f'APGD needs eps >= 0, num_steps >= 2, restarts >= 1, targets >= 0; got '
-          f'eps={self.eps}, num_steps={self.num_steps}, restarts={self.restarts}, '
-          f'targets={self.targets}.')
+          f'APGD needs eps >= 0, num_steps >= 2, restarts >= 1, targets >= 0, '
+          f'target_offset >= 0; got eps={self.eps}, num_steps={self.num_steps}, '
+          f'restarts={self.restarts}, targets={self.targets}, '
+          f'target_offset={self.target_offset}.')
 
   @property
   def name(self) -> str:
@@ -108,6 +113,13 @@ class APGD:
     d.update(name=self.name if self.eps > 0 else 'none', momentum=MOMENTUM, rho=RHO,
              initial_step=2 * self.eps, checkpoints=checkpoints(self.num_steps))
     return d
+
+  def parts(self) -> tuple[APGD, ...]:
+    """APGD-T: one attack per target, to be run in turn on the points still robust."""
+    if self.targets <= 1:
+      return (self,)
+    return tuple(dataclasses.replace(self, targets=1, target_offset=self.target_offset + i)
+                 for i in range(self.targets))
 
   def __call__(self, logits_fn: Callable[[jax.Array], jax.Array], x: jax.Array,
                y: jax.Array, rng: jax.Array) -> jax.Array:
@@ -128,17 +140,18 @@ class APGD:
                              f'{num_classes}.')
     if self.targets:
       ranked = jnp.argsort(-logits_fn(x), axis=-1)
-      if self.targets > num_classes - 1:
-        raise errors.UserError(f'APGD-T with targets={self.targets}: the model has only '
+      if self.target_offset + self.targets > num_classes - 1:
+        raise errors.UserError(f'APGD-T with targets={self.targets}, target_offset='
+                               f'{self.target_offset}: the model has only '
                                f'{num_classes - 1} other classes.')
-      runs = [(r, ranked[:, t]) for t in range(1, self.targets + 1)
+      runs = [(r, ranked[:, self.target_offset + t]) for t in range(1, self.targets + 1)
               for r in range(self.restarts)]
     else:
       runs = [(r, None) for r in range(self.restarts)]
     found = jnp.zeros(x.shape[0], bool)
     best_x, best_loss = x, jnp.full(x.shape[0], -jnp.inf)
     for i, (r, target) in enumerate(runs):
-      loss_fn = self._loss(logits_fn, y, target)
+      loss_fn = self._loss(y, target)
       x_run, success, loss = _apgd(loss_fn, logits_fn, x, y,
                                    jax.random.fold_in(rng, i if target is None else r), self)
       take = (~found & success) | (~found & ~success & (loss > best_loss))
@@ -148,25 +161,32 @@ class APGD:
       found = found | success
     return jax.lax.stop_gradient(best_x)
 
-  def _loss(self, logits_fn, y, target):
+  def _loss(self, y, target):
+    """logits -> per-example loss."""
     if target is not None:
-      return lambda z: targeted_dlr(logits_fn(z), y, target)
+      return lambda z: targeted_dlr(z, y, target)
     if self.loss == 'dlr':
-      return lambda z: dlr(logits_fn(z), y)
-    return lambda z: objectives.cross_entropy(logits_fn(z), y)
+      return lambda z: dlr(z, y)
+    return lambda z: objectives.cross_entropy(z, y)
 
 
 def _apgd(loss_fn, logits_fn, x, y, rng, atk: APGD):
   """One APGD run: (x_adv, success bool[B], loss of x_adv f32[B])."""
   n, shape = x.shape[0], (-1,) + (1,) * (x.ndim - 1)
-  value_and_grad = jax.value_and_grad(lambda z: jnp.sum(loss_fn(z)))
+
+  def total(z):
+    logits = logits_fn(z)
+    losses = loss_fn(logits)
+    return jnp.sum(losses), (losses, logits)
+
+  grad_fn = jax.grad(total, has_aux=True)
 
   def evaluate(z):
-    # Per-example losses and their gradients in one pass: the loss is a sum
-    # over examples, so its gradient holds each example's own gradient.
-    _, g = value_and_grad(z)
-    logits = logits_fn(z)
-    return loss_fn(z), g, jnp.argmax(logits, -1) != y
+    # Per-example losses, their gradients and predictions in one forward and
+    # one backward pass: the loss is a sum over examples, so its gradient
+    # holds each example's own gradient.
+    g, (losses, logits) = grad_fn(z)
+    return losses, g, jnp.argmax(logits, -1) != y
 
   def proj(z):
     return ball.project(z, x, atk.norm, atk.eps, atk.bounds)

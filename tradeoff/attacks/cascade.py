@@ -1,9 +1,11 @@
 """Attacks run one after another, each on the points the ones before left robust.
 
-AutoAttack (Croce & Hein 2020) is such a cascade; its "fast" variant here is
-APGD-CE then APGD-T. A point counts as robust only if every stage fails on it
-(per-example worst case). `accuracy.evaluate_clean_and_robust` runs the stages
-on the still-robust points only and records the robust accuracy after each
+AutoAttack (Croce & Hein 2020) is such a cascade: its standard version is
+APGD-CE → APGD-T → FAB-T → Square, its "fast" variant here APGD-CE → APGD-T. A
+point counts as robust only if every stage fails on it (per-example worst
+case). `accuracy.evaluate_clean_and_robust` runs the stages on the
+still-robust points only (a targeted stage one target at a time, as the
+reference implementation does) and records the robust accuracy after each
 stage; calling the cascade directly runs every stage on the whole batch.
 """
 from __future__ import annotations

@@ -1,16 +1,24 @@
-"""Square Attack (Andriushchenko, Croce, Flammarion & Hein, ECCV 2020), ℓ∞: no gradients.
+"""Square Attack (Andriushchenko, Croce, Flammarion & Hein, ECCV 2020), ℓ∞ and ℓ2: no gradients.
 
-A score-based random search: start from vertical stripes of ±ε, then at every
-query redraw one random square window of the perturbation to ±ε (one sign per
-channel) and keep the change for an example if it lowers that example's
-margin z_y − max_{k≠y} z_k. The window's area is a share p of the image that
+A score-based random search that keeps a change for an example only if it
+lowers that example's margin z_y − max_{k≠y} z_k. Examples already
+misclassified are left alone. The window's area is a share p of the image that
 starts at p_init = 0.8 and is halved on the paper's schedule (after 10, 50, 200,
 500, 1000, 2000, 4000, 6000 and 8000 of 10 000 queries, rescaled to the budget).
-Examples already misclassified are left alone. Because it never uses the
-model's gradient, Square finds adversarial examples against models whose
-gradients are masked; a gap between it and the gradient attacks is the
-standard sign of gradient masking (Carlini et al. 2019). The ℓ2 variant is not
-implemented.
+
+ℓ∞: start from vertical stripes of ±ε; at every query redraw one random square
+window of the perturbation to ±ε (one sign per channel).
+
+ℓ2: start from a grid of "pseudo-Gaussian" blocks (concentric squares of
+weight 1/k², one half positive and one negative, random sign per channel),
+scaled to norm ε; at every query draw two windows, add a fresh block of that
+shape to the first, move the mass of the second into it (the second is
+zeroed) and rescale to norm ε, so every candidate lies on the ε-sphere before
+clipping to the box.
+
+Because it never uses the model's gradient, Square finds adversarial examples
+against models whose gradients are masked; a gap between it and the gradient
+attacks is the standard sign of gradient masking (Carlini et al. 2019).
 """
 from __future__ import annotations
 
@@ -19,6 +27,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from tradeoff import errors
 from tradeoff import objectives
@@ -36,10 +45,10 @@ def window_share(i: jax.Array, num_queries: int, p_init: float) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True)
 class Square:
-  """A configured ℓ∞ Square Attack (untargeted, margin loss).
+  """A configured Square Attack (untargeted, margin loss).
 
   Attributes:
-    norm: 'linf' (the ℓ2 variant is not implemented).
+    norm: 'linf' or 'l2'.
     eps: radius of the threat model; 0 disables the attack.
     num_queries: model evaluations per example after the initialisation
       (AutoAttack standard: 5000).
@@ -55,7 +64,7 @@ class Square:
   bounds: tuple[float, float] | None = (0.0, 1.0)
 
   def __post_init__(self):
-    registry.check_choice('Square norm (ℓ2 is not implemented)', self.norm, ('linf',))
+    registry.check_choice('attack norm', self.norm, ('linf', 'l2'))
     if self.eps < 0 or self.num_queries < 1 or self.restarts < 1 or not 0 < self.p_init <= 1:
       raise errors.UserError(
           f'Square needs eps >= 0, num_queries >= 1, restarts >= 1, 0 < p_init <= 1; got '
@@ -75,6 +84,7 @@ class Square:
     d['bounds'] = None if self.bounds is None else list(self.bounds)
     d['name'] = 'square' if self.eps > 0 else 'none'
     d['loss'] = 'margin'
+    d['num_steps'] = self.num_queries   # as every attack's record has it
     return d
 
   def __call__(self, logits_fn: Callable[[jax.Array], jax.Array], x: jax.Array,
@@ -87,7 +97,8 @@ class Square:
                              f'{x.shape}.')
     out, found = x, jnp.zeros(x.shape[0], bool)
     for r in range(self.restarts):
-      x_adv, success = _square(logits_fn, x, y, jax.random.fold_in(rng, r), self)
+      run = _square if self.norm == 'linf' else _square_l2
+      x_adv, success = run(logits_fn, x, y, jax.random.fold_in(rng, r), self)
       out = jnp.where((~found)[:, None, None, None], x_adv, out)
       found = found | success
     return jax.lax.stop_gradient(out)
@@ -116,6 +127,110 @@ def _square(logits_fn, x, y, rng, atk: Square):
     x_new = ball.project(x + delta, x, 'linf', eps, atk.bounds)
     m_new = -objectives.margin(logits_fn(x_new), y)
     take = (m_new < m_best) & (m_best > 0)   # misclassified examples stay as they are
+    return (jnp.where(take[:, None, None, None], x_new, x_best), jnp.where(take, m_new, m_best))
+
+  x_best, m_best = jax.lax.fori_loop(0, atk.num_queries, body, (x_best, m_best))
+  return x_best, m_best < 0
+
+
+def _sum_inverse_squares(n: int) -> np.ndarray:
+  """H[m] = Σ_{j=1..m} 1/j² for m = 0..n."""
+  return np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, n + 1) ** 2)])
+
+
+def pseudo_gaussian(s: int) -> np.ndarray:
+  """The ℓ2 Square Attack's s×s block: over an (a×b) half, concentric squares
+  around the centre add 1/(k+1)² for the k-th ring outwards; the top half is
+  positive, the bottom negative, each half and the whole of unit ℓ2 norm."""
+  def half(a, b):
+    if a == 0:
+      return np.zeros((0, b))
+    rows, cols = np.meshgrid(np.arange(a), np.arange(b), indexing='ij')
+    ring = np.maximum(np.abs(rows - a // 2), np.abs(cols - b // 2))
+    h = _sum_inverse_squares(max(a // 2, b // 2) + 1)
+    v = h[max(a // 2, b // 2) + 1] - h[ring]
+    return v / np.sqrt(np.sum(v ** 2))
+  out = np.concatenate([half(s // 2, s), -half(s - s // 2, s)])
+  return out / np.sqrt(np.sum(out ** 2))
+
+
+def _pseudo_gaussian_at(u, v, s, table):
+  """pseudo_gaussian(s)[u, v] for traced s and index grids u, v inside [0, s)
+  (before the final normalisation, which the caller does per window)."""
+  def half(a, b, uu):
+    ring = jnp.maximum(jnp.abs(uu - a // 2), jnp.abs(v - b // 2))
+    k = jnp.maximum(a // 2, b // 2) + 1
+    return table[k] - table[jnp.clip(ring, 0, k)]
+  top = u < s // 2
+  return jnp.where(top, half(s // 2, s, u), -half(s - s // 2, s, u - s // 2))
+
+
+def window_pattern(inside, u, v, s, table):
+  """pseudo_gaussian(s) placed where `inside`, at local coordinates (u, v); 0 elsewhere."""
+  raw = jnp.where(inside, _pseudo_gaussian_at(u, v, s, table), 0.0)
+  top = inside & (u < s // 2)
+  halves = [jnp.where(part, raw, 0.0) for part in (top, inside & ~top)]
+  out = sum(p / (ball.per_example_norm(p) + 1e-12) for p in halves)
+  return out / (ball.per_example_norm(out) + 1e-12)
+
+
+def _square_l2(logits_fn, x, y, rng, atk: Square):
+  """One ℓ2 run: (x_adv, success bool[B])."""
+  b, h, w, c = x.shape
+  eps = atk.eps
+  k_init, k_loop = jax.random.split(rng)
+  table = jnp.asarray(_sum_inverse_squares(max(h, w)), x.dtype)
+
+  def unit(d):
+    return d / (ball.per_example_norm(d) + 1e-12)
+
+  # Initialisation: a grid of blocks of side h // 5 with random signs and orientations.
+  s0 = max(h // 5, 1)
+  start = (h - 5 * s0) // 2 if h >= 5 * s0 else 0
+  block = jnp.asarray(pseudo_gaussian(s0), x.dtype)
+  blocks = jnp.stack([block, block.T])
+  delta = jnp.zeros_like(x)
+  rows, cols = range(start, h - s0 + 1, s0), range(start, w - s0 + 1, s0)
+  for i, r in enumerate(rows):
+    for j, q in enumerate(cols):
+      k_pick, k_sign = jax.random.split(jax.random.fold_in(k_init, i * len(cols) + j))
+      pick = jax.random.bernoulli(k_pick, 0.5, (b,)).astype(jnp.int32)
+      sign = jax.random.choice(k_sign, jnp.array([-1.0, 1.0]), (b, 1, 1, c))
+      delta = delta.at[:, r:r + s0, q:q + s0, :].set(blocks[pick][..., None] * sign)
+  x_best = ball.project(x + eps * unit(delta), x, 'l2', eps, atk.bounds)
+  m_best = -objectives.margin(logits_fn(x_best), y)
+  grid_r, grid_c = jnp.arange(h)[None, :, None, None], jnp.arange(w)[None, None, :, None]
+
+  def window(key, s):
+    r0 = jax.random.randint(key, (b,), 0, h - s + 1)[:, None, None, None]
+    c0 = jax.random.randint(jax.random.fold_in(key, 1), (b,), 0, w - s + 1)[:, None, None, None]
+    inside = (grid_r >= r0) & (grid_r < r0 + s) & (grid_c >= c0) & (grid_c < c0 + s)
+    return inside, grid_r - r0, grid_c - c0
+
+  def body(i, carry):
+    x_best, m_best = carry
+    k1, k2, k_sign, k_flip = jax.random.split(jax.random.fold_in(k_loop, i), 4)
+    p = window_share(i, atk.num_queries, atk.p_init)
+    s = jnp.maximum(jnp.round(jnp.sqrt(p * h * w)), 3).astype(jnp.int32)
+    s = jnp.minimum(s + (s % 2 == 0), min(h, w))
+    in1, u, v = window(k1, s)
+    in2, _, _ = window(k2, s)
+    flip = jax.random.bernoulli(k_flip, 0.5, (b, 1, 1, 1))
+    u, v = jnp.where(flip, v, u), jnp.where(flip, u, v)
+    pattern = window_pattern(in1, u, v, s, table)
+    delta = x_best - x
+    per_channel = lambda d: jnp.sqrt(jnp.sum(jnp.square(d), axis=(1, 2), keepdims=True))
+    old = jnp.where(in1, delta, 0.0)
+    sign = jax.random.choice(k_sign, jnp.array([-1.0, 1.0]), (b, 1, 1, c))
+    new = pattern * sign + old / (per_channel(old) + 1e-12)
+    norm_image = ball.per_example_norm(delta)
+    norm_windows = ball.per_example_norm(jnp.where(in1 | in2, delta, 0.0))
+    budget = jnp.sqrt(jnp.maximum(eps ** 2 - norm_image ** 2, 0.0) / c + norm_windows ** 2)
+    new = new / (per_channel(new) + 1e-12) * budget
+    delta = jnp.where(in1, new, jnp.where(in2, 0.0, delta))
+    x_new = ball.project(x + eps * unit(delta), x, 'l2', eps, atk.bounds)
+    m_new = -objectives.margin(logits_fn(x_new), y)
+    take = (m_new < m_best) & (m_best > 0)
     return (jnp.where(take[:, None, None, None], x_new, x_best), jnp.where(take, m_new, m_best))
 
   x_best, m_best = jax.lax.fori_loop(0, atk.num_queries, body, (x_best, m_best))

@@ -3,6 +3,7 @@ r"""Throughput of the training step, against this machine's matmul peak.
     python -m tradeoff.bench [--batch_size=128] [--pgd_steps=7,40] [--output=figures/results/bench.json]
     python -m tradeoff.bench --mode=layers --output=figures/results/bench_cpu_layers.json
     python -m tradeoff.bench --mode=profile --output=figures/results/bench_cpu_profile.json
+    python -m tradeoff.bench --mode=attacks --workdir=<robust run> --output=figures/results/bench_attacks.json
     python -m tradeoff.bench --show=figures/results/bench_cpu.json     # print a stored result
 
 Times the real pmapped train step (Madry et al. MNIST CNN, batch 128, ℓ∞
@@ -15,6 +16,9 @@ shapes (`bench_xla.step_flops`, the usual model-FLOPs convention) is 12.6 %
 higher and is reported beside it. The f32 matmul peak is measured in the same
 process (2048×2048 jnp.dot, on one device and on all devices at once; the
 larger), so the share of peak compares like with like.
+
+--mode=attacks times evaluation attacks instead: AutoAttack standard against
+PGD-100 × 5 on one trained checkpoint (tradeoff/bench/attacks.py).
 """
 from __future__ import annotations
 
@@ -24,7 +28,9 @@ import os
 from absl import flags
 
 from tradeoff import cli
+from tradeoff import errors
 from tradeoff import provenance
+from tradeoff.bench import attacks as bench_attacks
 from tradeoff.bench import profile as bench_profile
 from tradeoff.bench import steps as benchmarks
 
@@ -33,10 +39,13 @@ _STEPS = flags.DEFINE_list('pgd_steps', ['7', '40'], 'PGD step counts to benchma
 _SECONDS = flags.DEFINE_float('seconds', 10.0, 'Minimum timed seconds per configuration.')
 _OUTPUT = flags.DEFINE_string('output', 'figures/results/bench.json', 'JSON output path.')
 _SHOW = flags.DEFINE_string('show', None, 'Print the table of an existing bench JSON and exit.')
-_MODE = flags.DEFINE_enum('mode', 'steps', ['steps', 'layers', 'profile'],
+_MODE = flags.DEFINE_enum('mode', 'steps', ['steps', 'layers', 'profile', 'attacks'],
                           'steps: the training steps; layers: each conv layer alone (forward / '
                           'input gradient / kernel gradient) and PGD restarts; profile: the '
-                          'PGD-k step (first of --pgd_steps) op by op from a profiler trace.')
+                          'PGD-k step (first of --pgd_steps) op by op from a profiler trace; '
+                          'attacks: AutoAttack standard vs PGD-100 x 5 on --workdir.')
+_WORKDIR = flags.DEFINE_string('workdir', None, 'attacks: the trained run to attack.')
+_EXAMPLES = flags.DEFINE_integer('num_examples', 1000, 'attacks: first N test images.')
 
 
 def main(argv):
@@ -46,9 +55,18 @@ def main(argv):
       stored = json.load(f)
     if 'profile' in stored:
       print(bench_profile.format_profile(stored))
+    elif 'autoattack_over_pgd' in stored:
+      print(bench_attacks.format_attack_cost(stored))
     else:
       fmt = benchmarks.format_layers if 'convolutions' in stored else benchmarks.format_table
       print(fmt(stored))
+    return
+  if _MODE.value == 'attacks':
+    if not _WORKDIR.value:
+      raise errors.UserError('--mode=attacks needs --workdir=<a trained robust run>.')
+    out = {**_provenance(), **bench_attacks.attack_cost(_WORKDIR.value, _EXAMPLES.value)}
+    print(bench_attacks.format_attack_cost(out))
+    _write(out)
     return
   if _MODE.value == 'profile':
     out = {**_provenance(),

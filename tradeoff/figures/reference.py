@@ -20,6 +20,13 @@ committed, so a model whose workdir is not on this machine keeps its row from
 the result file if that row used the same attack (a warning says so), and is
 an error naming the workdir otherwise.
 
+Every row is also evaluated under AutoAttack (`reference_autoattack`: the
+standard version by default, on the first `num_examples` test images) at the
+same norm and ε, and the table shows both robust accuracies and the drop. That
+evaluation is kept the same way (same trained model, same AutoAttack settings)
+and is absent ('–') for a row whose workdir is not here and whose earlier row
+has none.
+
 Writes figures/results/reference_<dataset>.json and the markdown table
 figures/results/reference_table.md (also printed) from every
 reference_<dataset>.json of the spec's datasets in the results directory.
@@ -31,6 +38,7 @@ import os
 import time
 
 import jax
+import ml_collections
 
 from tradeoff import experiment
 from tradeoff import workdir as workdir_lib
@@ -52,6 +60,70 @@ def strong_eval_config(workdir: str, norm: str, eps: float, atk_spec):
   config.num_robust_eval_examples = int(atk_spec.num_examples)
   config.num_eval_examples = 0
   return config
+
+
+def autoattack_config(workdir: str, norm: str, eps: float, aa_spec):
+  """The run's config with its evaluation attack replaced by AutoAttack."""
+  config = workdir_lib.load_config(workdir)
+  ea = config.eval_attack
+  ea.name, ea.norm, ea.eps = str(aa_spec.name), norm, float(eps)
+  ea.autoattack = ml_collections.ConfigDict(aa_spec.settings.to_dict())
+  config.num_robust_eval_examples = int(aa_spec.num_examples)
+  config.num_eval_examples = 0
+  return config
+
+
+def _with_autoattack(row: dict, aa_spec) -> dict:
+  """`row` with its AutoAttack evaluation: kept if the row has one under these
+  settings, else computed from the checkpoint (if it is here)."""
+  if not aa_spec or not aa_spec.name:
+    return row
+  want = {'name': str(aa_spec.name), 'num_examples': int(aa_spec.num_examples),
+          'settings': aa_spec.settings.to_dict()}
+  have = row.get('autoattack')
+  if have and have['spec'] == want:
+    return row
+  wd = row['workdir']
+  res = _recorded_autoattack(row, want, aa_spec.get('records', ()))
+  if res is None:
+    if not os.path.exists(os.path.join(wd, 'results.json')):
+      return {k: v for k, v in row.items() if k != 'autoattack'}
+    res = experiment.evaluate_checkpoint(
+        autoattack_config(wd, row['threat_norm'], row['threat_eps'], aa_spec), wd)
+    jax.clear_caches()
+  logging.info('%s %s %s ε=%g: AutoAttack (%s) %.4f', row['dataset'], row['role'],
+               row['threat_norm'], row['threat_eps'], want['name'], res['robust_accuracy'])
+  return dict(row, autoattack={
+      'spec': want, 'robust_accuracy': res['robust_accuracy'],
+      'robust_accuracy_by_stage': res['robust_accuracy_by_stage'],
+      'num_robust_examples': res['num_robust_examples'],
+      'robust_subset_clean_accuracy': res.get('robust_subset_clean_accuracy'),
+      'eval_attack': res['eval_attack'], 'eval_time_s': res['wall_time_s'],
+      'checkpoint_step': res['checkpoint_step'], 'eval_commit': res['commit'],
+      'host': res['host']})
+
+
+def _recorded_autoattack(row: dict, want: dict, paths) -> dict | None:
+  """An AutoAttack evaluation of the row's trained model with these settings
+  from the result files `paths` (`python -m tradeoff.bench --mode=attacks`), if any."""
+  for path in paths:
+    if not os.path.exists(path):
+      continue
+    rec = common.read_json(path).get('evaluations', {}).get('autoattack')
+    if not rec:
+      continue
+    ea = rec['config']['eval_attack']
+    if (os.path.abspath(rec['workdir']) == os.path.abspath(row['workdir'])
+        and rec.get('train_commit') == row['train_commit']
+        and rec.get('train_steps') == row.get('train_steps')
+        and (ea['name'], ea['norm'], ea['eps']) == (want['name'], row['threat_norm'],
+                                                    row['threat_eps'])
+        and ea['autoattack'] == want['settings']
+        and rec['num_robust_examples'] == want['num_examples']):
+      logging.info('%s %s: AutoAttack evaluation taken from %s', row['workdir'], row['role'],
+                   path)
+      return rec
+  return None
 
 
 def reference_experiment(spec, dataset: str, previous: dict | None = None) -> dict:
@@ -117,6 +189,7 @@ def reference_experiment(spec, dataset: str, previous: dict | None = None) -> di
           'eval_commit': eval_commit})
       logging.info('%s %s %s ε=%g: clean %.4f robust %.4f', dataset, role, norm, eps,
                    res['clean_accuracy'], res['robust_accuracy'])
+  rows = [_with_autoattack(r, spec.get('reference_autoattack')) for r in rows]
   if not rows:
     raise ValueError(f'{dataset}: the spec names no robust model (robust_linf / robust_l2).')
   return {'experiment': 'reference', 'dataset': dataset, 'spec': spec.to_dict(), 'rows': rows,

@@ -5,8 +5,7 @@ adversarial robustness").
 
 The run's newest checkpoint is attacked over a grid of ε (multiples of its
 evaluation ε, up to the whole input box) by a white-box attack (APGD-CE) and a
-black-box one (Square, ℓ∞; ℓ2 runs are checked with the white-box attack only),
-on the first `num_examples` test images. Three checks:
+black-box one (Square, ℓ∞ or ℓ2; image inputs only), on the first `num_examples` test images. Three checks:
 
 - robust accuracy does not rise with ε (it may stay level);
 - it reaches (nearly) 0 at the largest ε, where the ball covers the whole box;
@@ -84,8 +83,9 @@ def sanity_experiment(workdir: str, num_examples: int = 500, apgd_steps: int = 1
     res = accuracy.evaluate_clean_and_robust(exp.module, white, params, model_state, x, y,
                                              cfg.data.eval_batch_size, rng)
     row['white_box'], row['clean_accuracy'] = res['robust_accuracy'], res['clean_accuracy']
-    if norm == 'linf' and x.ndim == 4:
-      black = attacks.Square(eps=eps, num_queries=square_queries, bounds=exp.ds.bounds)
+    if x.ndim == 4:
+      black = attacks.Square(norm=norm, eps=eps, num_queries=square_queries,
+                             bounds=exp.ds.bounds)
       row['black_box_attack'] = black.describe()
       row['black_box'] = accuracy.evaluate_clean_and_robust(
           exp.module, black, params, model_state, x, y, cfg.data.eval_batch_size,
