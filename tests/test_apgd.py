@@ -153,7 +153,8 @@ def test_eval_attack_name_builds_the_attack_and_checks_it():
   assert [s.restarts for s in atk.stages] == [1, 1, 1, 1]
   assert all(s.eps == 0.3 and s.norm == 'linf' for s in atk.stages)
   fab = atk.stages[2]
-  assert (fab.alpha_max, fab.eta, fab.beta, atk.stages[3].p_init) == (0.1, 1.05, 0.9, 0.8)
+  assert (fab.alpha_max, fab.eta, fab.beta) == (0.1, 1.05, 0.9)
+  assert (atk.stages[3].p_init, atk.stages[3].rescale_schedule) == (0.8, False)
   assert [p.target_offset for p in atk.stages[1].parts()] == list(range(9))
   block = ml_collections.ConfigDict(block.to_dict())
   block.name = 'fab'

@@ -14,6 +14,9 @@ def test_window_share_halves_on_the_papers_schedule():
   shares = [float(square.window_share(jnp.asarray(i), 10000, 0.8)) for i in (0, 10, 11, 51, 9000)]
   assert shares == pytest.approx([0.8, 0.8, 0.4, 0.2, 0.8 / 2 ** 9])
   assert float(square.window_share(jnp.asarray(6), 500, 0.8)) == pytest.approx(0.2)  # rescaled
+  assert float(square.window_share(jnp.asarray(6), 500, 0.8, rescale=False)) == pytest.approx(0.8)
+  assert float(square.window_share(jnp.asarray(4001), 5000, 0.8, rescale=False)) == pytest.approx(
+      0.8 / 2 ** 7)   # AutoAttack standard: 5000 queries on the unscaled schedule
 
 
 def _images_and_model(seed=0):

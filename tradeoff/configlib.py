@@ -61,6 +61,7 @@ def autoattack_config() -> ml_collections.ConfigDict:
       'square_queries': 5000,
       'square_restarts': 1,
       'square_p_init': 0.8,
+      'square_rescale_schedule': False,   # the window schedule of 10 000 queries, unscaled
   })
 
 

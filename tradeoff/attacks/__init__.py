@@ -47,7 +47,7 @@ def autoattack(norm: str, eps: float, settings, bounds, fast: bool = False) -> C
                       beta=float(s.fab_beta), bounds=bounds))
     stages.append(Square(norm=norm, eps=eps, num_queries=int(s.square_queries),
                          restarts=int(s.square_restarts), p_init=float(s.square_p_init),
-                         bounds=bounds))
+                         rescale_schedule=bool(s.square_rescale_schedule), bounds=bounds))
   return Cascade('autoattack_fast' if fast else 'autoattack', tuple(stages))
 
 

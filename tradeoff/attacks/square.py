@@ -4,7 +4,8 @@ A score-based random search that keeps a change for an example only if it
 lowers that example's margin z_y − max_{k≠y} z_k. Examples already
 misclassified are left alone. The window's area is a share p of the image that
 starts at p_init = 0.8 and is halved on the paper's schedule (after 10, 50, 200,
-500, 1000, 2000, 4000, 6000 and 8000 of 10 000 queries, rescaled to the budget).
+500, 1000, 2000, 4000, 6000 and 8000 of 10 000 queries; rescaled to the budget
+unless rescale_schedule is off, as in AutoAttack's standard version).
 
 ℓ∞: start from vertical stripes of ±ε; at every query redraw one random square
 window of the perturbation to ±ε (one sign per channel).
@@ -37,9 +38,13 @@ from tradeoff.attacks import ball
 _HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
 
 
-def window_share(i: jax.Array, num_queries: int, p_init: float) -> jax.Array:
-  """The share of the image redrawn at query i (halved on the paper's schedule)."""
-  scaled = jnp.asarray([int(h / 10000 * num_queries) for h in _HALVINGS])
+def window_share(i: jax.Array, num_queries: int, p_init: float,
+                 rescale: bool = True) -> jax.Array:
+  """The share of the image redrawn at query i, halved on the paper's schedule of
+  10 000 queries, rescaled to num_queries if `rescale` (AutoAttack's standard
+  version keeps the unscaled schedule with its 5000 queries)."""
+  scale = num_queries / 10000 if rescale else 1.0
+  scaled = jnp.asarray([int(h * scale) for h in _HALVINGS])
   return p_init / 2.0 ** jnp.sum(i > scaled)
 
 
@@ -53,6 +58,8 @@ class Square:
     num_queries: model evaluations per example after the initialisation
       (AutoAttack standard: 5000).
     p_init: initial share of the image redrawn per query (0.8 as in AutoAttack).
+    rescale_schedule: halve the share on the 10 000-query schedule rescaled to
+      num_queries (True) or as it is (False, AutoAttack standard).
     restarts: independent runs; the first success is kept.
     bounds: (lo, hi) input box.
   """
@@ -60,6 +67,7 @@ class Square:
   eps: float = 0.0
   num_queries: int = 5000
   p_init: float = 0.8
+  rescale_schedule: bool = True
   restarts: int = 1
   bounds: tuple[float, float] | None = (0.0, 1.0)
 
@@ -117,7 +125,7 @@ def _square(logits_fn, x, y, rng, atk: Square):
   def body(i, carry):
     x_best, m_best = carry  # m: z_y − max_{k≠y} z_k, negative once misclassified
     k_pos, k_sign = jax.random.split(jax.random.fold_in(k_loop, i))
-    p = window_share(i, atk.num_queries, atk.p_init)
+    p = window_share(i, atk.num_queries, atk.p_init, atk.rescale_schedule)
     s = jnp.clip(jnp.round(jnp.sqrt(p * h * w)), 1, min(h, w)).astype(jnp.int32)
     r0 = jax.random.randint(k_pos, (b,), 0, h - s + 1)[:, None, None, None]
     c0 = jax.random.randint(jax.random.fold_in(k_pos, 1), (b,), 0, w - s + 1)[:, None, None, None]
@@ -210,7 +218,7 @@ def _square_l2(logits_fn, x, y, rng, atk: Square):
   def body(i, carry):
     x_best, m_best = carry
     k1, k2, k_sign, k_flip = jax.random.split(jax.random.fold_in(k_loop, i), 4)
-    p = window_share(i, atk.num_queries, atk.p_init)
+    p = window_share(i, atk.num_queries, atk.p_init, atk.rescale_schedule)
     s = jnp.maximum(jnp.round(jnp.sqrt(p * h * w)), 3).astype(jnp.int32)
     s = jnp.minimum(s + (s % 2 == 0), min(h, w))
     in1, u, v = window(k1, s)
