@@ -113,3 +113,16 @@ def test_sanity_checks_flag_non_monotone_nonzero_and_masked_grids():
   assert result['possibly_gradient_masked'] and result['black_box_beats_white_box_at_eps'] == [0.1]
   assert not result['passed']
   assert sanity.checks([{'eps': 1.0, 'white_box': 0.01}], 100)['reaches_zero_at_largest_eps']
+
+
+def test_attack_labels_name_the_attack_its_budget_and_every_stage():
+  from tradeoff import attacks  # pylint: disable=g-import-not-at-top
+  from tradeoff import configlib  # pylint: disable=g-import-not-at-top
+  from tradeoff.figures import common  # pylint: disable=g-import-not-at-top
+  pgd = attacks.Attack(eps=0.3, num_steps=20, step_size=0.0375, restarts=2).describe()
+  assert common.attack_label(pgd) == 'PGD-20 × 2 restarts'
+  aa = attacks.autoattack('linf', 0.3, configlib.autoattack_config(), (0.0, 1.0)).describe()
+  assert common.attack_label(aa) == ('AutoAttack standard (APGD-CE-100, APGD-T9-100, '
+                                     'FAB-T9-100, Square-5000)')
+  fast = attacks.autoattack('l2', 1.5, configlib.autoattack_config(), None, fast=True)
+  assert common.attack_label(fast.describe()) == 'AutoAttack fast (APGD-CE-100, APGD-T9-100)'

@@ -324,7 +324,8 @@ def test_reference_table_adds_autoattack_beside_pgd_and_reuses_a_bench_record(sm
     assert 0 <= r['autoattack']['robust_accuracy'] <= r['autoattack']['robust_subset_clean_accuracy']
   rows = open(out).read().strip().splitlines()
   drop = 100 * (rob['robust_accuracy'] - rob['autoattack']['robust_accuracy'])
-  assert f"| {rob['autoattack']['robust_accuracy']:.2%} | {drop:.1f} | autoattack, first 30 |" in rows[3]
+  assert (f"| {rob['autoattack']['robust_accuracy']:.2%} | {drop:.1f} | AutoAttack standard "
+          "(APGD-CE-4, APGD-T2-4, FAB-T2-4, Square-10), first 30 |") in rows[3]
   # Kept on the next run; evaluated again when its settings change.
   calls.clear()
   reference.run(spec, ['mnist'], str(root / 'ref_aa'), plot_only=False)

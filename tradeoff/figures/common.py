@@ -53,3 +53,31 @@ def fmt_eps(eps: float) -> str:
   if len(short) > 6 and k and abs(eps * 255 - k) < 1e-4:
     return f'{k}/255'
   return short
+
+
+_CASCADES = {'autoattack': 'AutoAttack standard', 'autoattack_fast': 'AutoAttack fast'}
+
+
+def attack_label(atk: dict) -> str:
+  """An evaluation attack's record (its describe()) in a few words: 'PGD-20 × 2
+  restarts', 'APGD-CE-100', 'FAB-T9-100', 'Square-5000', 'AutoAttack standard
+  (APGD-CE-100, APGD-T9-100, FAB-T9-100, Square-5000)'."""
+  name = atk['name']
+  if 'stages' in atk:
+    return (f"{_CASCADES.get(name, name)} ("
+            + ', '.join(attack_label(s) for s in atk['stages']) + ')')
+  steps = atk.get('num_steps', 0)
+  if name.startswith('pgd'):   # PGD's records name it pgd<steps>
+    return f"PGD-{steps} × {atk['restarts']} restart{'s' if atk['restarts'] != 1 else ''}"
+  restarts = f" × {atk['restarts']}" if atk.get('restarts', 1) > 1 else ''
+  if name.startswith('apgd_t'):
+    return f"APGD-T{name[6:]}-{steps}{restarts}"
+  if name.startswith('apgd_'):
+    return f"APGD-{name[5:].upper()}-{steps}{restarts}"
+  if name.startswith('fab_t'):
+    return f"FAB-T{name[5:]}-{steps}{restarts}"
+  if name == 'square':
+    return f"Square-{steps}{restarts}"
+  if name == 'fgsm':
+    return 'FGSM'
+  return name

@@ -67,7 +67,10 @@ def size_sweep(path: str, metric: str = 'clean', digits: str = '1') -> str:
   epss = sorted({e for e, _ in cells})
   sizes = sorted({n for _, n in cells})
   norm = _finished(res)[0]['eval_attack']['norm']
-  header = [f'ε_train ({norm})'] + [f'n = {n}' for n in sizes]
+  label = f'ε_train ({norm})'
+  if metric == 'robust':
+    label += ', ' + common.attack_label(max(_finished(res), key=_eps_key)['eval_attack'])
+  header = [label] + [f'n = {n}' for n in sizes]
   rows = [[common.fmt_eps(e)] + [_seeds_cell(cells[(e, n)], int(digits)) if cells[(e, n)]
                                  else '' for n in sizes] for e in epss]
   return tables.markdown(header, rows)
@@ -96,9 +99,10 @@ def eps_sweep(path: str, digits: str = '2') -> str:
     return '–' if e == 0 else tables.pct(seed0['robust_accuracy'], 1)
 
   norm = _finished(res)[0]['eval_attack']['norm']
+  attack = common.attack_label(max((r for r in _finished(res)), key=_eps_key)['eval_attack'])
   header = [f'ε_train ({norm})'] + [common.fmt_eps(e) for e in epss]
   return tables.markdown(header, [['standard accuracy'] + [clean(by_eps[e]) for e in epss],
-                                  ['robust accuracy at own ε'] +
+                                  [f'robust accuracy at own ε ({attack})'] +
                                   [robust(e, by_eps[e]) for e in epss]])
 
 
@@ -254,10 +258,8 @@ def evaluations(*paths: str) -> str:
     atk = r['eval_attack']
     stages = ' → '.join(f"{s['attack']} {tables.pct(s['robust_accuracy'])}"
                         for s in r.get('robust_accuracy_by_stage', []))
-    steps = atk.get('num_steps')
-    name = f"{atk['name']} × {atk['restarts']} restarts" + (
-        f", step {atk['step_size']:.3g}" if 'step_size' in atk and atk['name'].startswith('pgd')
-        else f', {steps} iterations' if steps else '')
+    name = common.attack_label(atk) + (
+        f", step {atk['step_size']:.3g}" if atk['name'].startswith('pgd') else '')
     rows.append([name, tables.pct(r['clean_accuracy'], 2), tables.pct(r['robust_accuracy'], 2),
                  stages or '–', r['num_robust_examples'], f"{r['wall_time_s'] / 60:.1f} min",
                  r['checkpoint_step']])

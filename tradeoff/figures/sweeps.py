@@ -26,10 +26,10 @@ def _eps(run: dict) -> float:
 
 
 def _eval_label(res: dict) -> str:
-  atks = {(r['eval_attack']['name'], r['eval_attack']['restarts'],
-           r.get('num_robust_examples', r['num_examples'])) for r in _finished(res)
-          if r['eval_attack']['eps'] > 0}
-  return '; '.join(f'{n}×{k} on {m} test points' for n, k, m in sorted(atks)) or 'none'
+  """The robust panels' attack: e.g. 'PGD-20 × 2 restarts, first 1000 test images'."""
+  atks = {(common.attack_label(r['eval_attack']), r.get('num_robust_examples', r['num_examples']))
+          for r in _finished(res) if r['eval_attack']['eps'] > 0}
+  return '; '.join(f'{a}, first {m} test images' for a, m in sorted(atks)) or 'none'
 
 
 def size_curves(res: dict) -> dict[float, dict]:

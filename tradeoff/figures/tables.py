@@ -35,11 +35,12 @@ def reference_table(results: list[dict]) -> str:
           f"{r['dataset']}{copy}", f"{r['threat_norm']} ε = {common.fmt_eps(r['threat_eps'])}",
           f"{model} ({common.fmt_eps(r['train_attack']['eps'])})", _params(r.get('num_params')),
           f"{r['clean_accuracy']:.2%}", f"{r['robust_accuracy']:.2%}",
-          f"{atk['name']} × {atk['restarts']} restarts, step {atk['step_size']:.3g}, "
+          f"{common.attack_label(atk)}, step {atk['step_size']:.3g}, "
           f"first {r['num_robust_examples']} test images",
           '–' if not aa else f"{aa['robust_accuracy']:.2%}",
           '–' if not aa else f"{100 * (r['robust_accuracy'] - aa['robust_accuracy']):.1f}",
-          '–' if not aa else f"{aa['spec']['name']}, first {aa['num_robust_examples']}",
+          '–' if not aa else f"{common.attack_label(aa['eval_attack'])}, first "
+                             f"{aa['num_robust_examples']}",
           f"{(r['train_time_s'] or 0) / 60:.1f} min", r['train_steps']])
   return markdown(['dataset', 'threat', 'model (train ε)', 'parameters', 'clean acc.',
                    'robust acc. (PGD)', 'PGD attack', 'robust acc. (AutoAttack)',
