@@ -138,3 +138,9 @@ def test_bad_choices_are_named_with_valid_options():
   c.eval_attack.num_steps = 1
   with pytest.raises(ValueError, match='weaker than the training attack'):
     experiment.validate(c)
+  # AutoAttack is judged by its gradient stages' budget, not the PGD fields.
+  c.eval_attack.name = 'autoattack'
+  experiment.validate(c)
+  c.eval_attack.autoattack.apgd_steps = 2
+  with pytest.raises(ValueError, match=r'eval_attack \(num_steps=2, restarts=1\) is weaker'):
+    experiment.validate(c)

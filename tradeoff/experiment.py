@@ -128,10 +128,13 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     raise errors.UserError(f'attack.name={atk.name!r}: training runs PGD (name \'pgd\'); '
                            f'the other attacks ({", ".join(attacks.NAMES[1:])}) are for '
                            f'eval_attack.')
+  ev_steps, ev_restarts = ev.num_steps, ev.restarts
+  if ev.name.startswith('autoattack'):   # its gradient stages' budget
+    ev_steps, ev_restarts = ev.autoattack.apgd_steps, ev.autoattack.apgd_restarts
   if (ev.norm == atk.norm and ev.eps == atk.eps and atk.eps > 0 and
-      (ev.num_steps < atk.num_steps or ev.restarts < atk.restarts)):
+      (ev_steps < atk.num_steps or ev_restarts < atk.restarts)):
     raise errors.UserError(
-        f'eval_attack (num_steps={ev.num_steps}, restarts={ev.restarts}) is weaker than the '
+        f'eval_attack (num_steps={ev_steps}, restarts={ev_restarts}) is weaker than the '
         f'training attack (num_steps={atk.num_steps}, restarts={atk.restarts}); robust '
         f'accuracy must be measured with an attack at least as strong.')
   return resolved
