@@ -112,6 +112,26 @@ def test_a_saved_legacy_step_size_reads_as_the_same_step_and_then_follows(tmp_pa
   assert workdir_lib.config_diff(saved, workdir_lib.as_json(same)) == []
 
 
+def test_a_saved_config_without_autoattack_settings_reads_with_the_standard_ones(tmp_path):
+  """Runs saved before the `autoattack` group existed, or before one of its fields did,
+  load with AutoAttack's standard settings filled in and still match today's config."""
+  c = tiny_config()
+  saved = workdir_lib.as_json(c)
+  del saved['attack']['autoattack']
+  del saved['eval_attack']['autoattack']['square_rescale_schedule']
+  saved['eval_attack']['autoattack']['square_queries'] = 1000   # a value the run chose
+  json.dump(saved, open(tmp_path / 'config.json', 'w'))
+  loaded = workdir_lib.load_config(str(tmp_path))
+  assert loaded.attack.autoattack.to_dict() == configlib.autoattack_config().to_dict()
+  assert loaded.eval_attack.autoattack.square_rescale_schedule is False
+  assert loaded.eval_attack.autoattack.square_queries == 1000
+  same = tiny_config()
+  same.eval_attack.autoattack.square_queries = 1000
+  assert workdir_lib.config_diff(saved, workdir_lib.as_json(same)) == []
+  assert workdir_lib.config_diff(saved, workdir_lib.as_json(tiny_config())) == [
+      'eval_attack.autoattack.square_queries']
+
+
 # ---------------------------------------------------------------------------
 # Missing data.
 

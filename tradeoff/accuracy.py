@@ -109,8 +109,8 @@ def evaluate_clean_and_robust(module: nn.Module, attack: attacks.Attack, params,
   t0 = time.time()
   robust = evaluate(full_step, params, model_state, x[:num_robust], y[:num_robust],
                     batch_size, rng)
-  return {'robust_time_s': time.time() - t0,'clean_accuracy': clean['clean_accuracy'], 'clean_loss': clean['clean_loss'],
-          'num_examples': clean['num_examples'],
+  return {'clean_accuracy': clean['clean_accuracy'], 'clean_loss': clean['clean_loss'],
+          'num_examples': clean['num_examples'], 'robust_time_s': time.time() - t0,
           'robust_accuracy': robust['robust_accuracy'], 'adv_loss': robust['adv_loss'],
           'num_robust_examples': robust['num_examples'],
           'robust_subset_clean_accuracy': robust['clean_accuracy']}

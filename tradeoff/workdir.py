@@ -62,6 +62,15 @@ def _flat(d: dict, prefix: str = '') -> dict:
   return out
 
 
+def _set_default(node: dict, key: str, default) -> None:
+  """node[key] = default where absent; a group (dict) gets its missing fields."""
+  if key not in node:
+    node[key] = copy.deepcopy(default)
+  elif isinstance(default, dict) and isinstance(node[key], dict):
+    for k, v in default.items():
+      _set_default(node[key], k, v)
+
+
 def upgrade(saved: dict) -> dict:
   """A saved config in today's schema.
 
@@ -76,7 +85,7 @@ def upgrade(saved: dict) -> dict:
     node = saved
     for p in parents:
       node = node.setdefault(p, {})
-    node.setdefault(leaf, copy.deepcopy(default))
+    _set_default(node, leaf, default)
   for block in configlib.ATTACK_BLOCKS:
     b = saved.get(block)
     if isinstance(b, dict) and 'rel_step_size' in b:

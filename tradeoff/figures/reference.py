@@ -113,7 +113,7 @@ def _recorded_autoattack(row: dict, want: dict, paths) -> dict | None:
     if not rec:
       continue
     ea = rec['config']['eval_attack']
-    if (os.path.abspath(rec['workdir']) == os.path.abspath(row['workdir'])
+    if (os.path.realpath(rec['workdir']) == os.path.realpath(row['workdir'])
         and rec.get('train_commit') == row['train_commit']
         and rec.get('train_steps') == row.get('train_steps')
         and (ea['name'], ea['norm'], ea['eps']) == (want['name'], row['threat_norm'],
