@@ -305,7 +305,7 @@ def test_reference_table_adds_autoattack_beside_pgd_and_reuses_a_bench_record(sm
   assert [s['attack'] for s in aa['robust_accuracy_by_stage']] == [
       'apgd_ce', 'apgd_t2', 'fab_t2', 'square']
   assert cost['autoattack_over_pgd'] == aa['robust_time_s'] / cost['pgd_time_s'] > 0
-  assert 'AutoAttack standard, all stages' in bench_attacks.format_attack_cost(cost)
+  assert 'AutoAttack standard (APGD-CE-4, APGD-T2-4' in bench_attacks.format_attack_cost(cost)
   record = str(root / 'bench_attacks.json')
   json.dump(cost, open(record, 'w'))
   # ... is used by the table, which evaluates only the standard model itself.

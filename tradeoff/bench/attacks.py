@@ -56,16 +56,7 @@ def attack_cost(workdir: str, num_examples: int = 1000, settings=None, pgd=None)
 
 
 def format_attack_cost(res: dict) -> str:
-  pgd, aa = res['evaluations']['pgd'], res['evaluations']['autoattack']
-  rows = [['PGD-100 × 5', '–', tables.pct(pgd['robust_accuracy'], 2),
-           f"{pgd['robust_time_s']:.0f} s", '1.00']]
-  for s in aa['robust_accuracy_by_stage']:
-    rows.append([f"AutoAttack: {s['attack']}", s['attacked_points'],
-                 tables.pct(s['robust_accuracy'], 2), f"{s['wall_time_s']:.0f} s",
-                 f"{s['wall_time_s'] / res['pgd_time_s']:.2f}"])
-  rows.append(['AutoAttack standard, all stages', '–', tables.pct(aa['robust_accuracy'], 2),
-               f"{res['autoattack_time_s']:.0f} s", f"{res['autoattack_over_pgd']:.2f}"])
+  pgd = res['evaluations']['pgd']
   head = (f"{res['workdir']}: {res['norm']} ε = {common.fmt_eps(res['eps'])}, first "
           f"{res['num_examples']} test images, clean {tables.pct(pgd['clean_accuracy'], 2)}\n")
-  return head + tables.markdown(['attack', 'attacked points', 'robust acc.', 'time',
-                                 '× PGD-100 × 5'], rows)
+  return head + tables.attack_cost_table(res)

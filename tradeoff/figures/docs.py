@@ -106,6 +106,21 @@ def eps_sweep(path: str, digits: str = '2') -> str:
                                   [robust(e, by_eps[e]) for e in epss]])
 
 
+@generator('attack_cost')
+def attack_cost(path: str) -> str:
+  """`python -m tradeoff.bench --mode=attacks`: AutoAttack's cost against PGD-100 × 5."""
+  return tables.attack_cost_table(common.read_json(path))
+
+
+@generator('reference_autoattack')
+def reference_autoattack(results_dir: str = 'figures/results') -> str:
+  """The accuracy table's AutoAttack evaluations, stage by stage."""
+  files = [os.path.join(results_dir, f'reference_{d}.json')
+           for d in ('mnist', 'fashion_mnist', 'cifar10')]
+  return tables.autoattack_stages_table([common.read_json(f) for f in files
+                                         if os.path.exists(f)])
+
+
 @generator('reference')
 def reference_table(results_dir: str = 'figures/results') -> str:
   """The accuracy table of `python -m tradeoff.figures reference`."""

@@ -45,3 +45,36 @@ def reference_table(results: list[dict]) -> str:
   return markdown(['dataset', 'threat', 'model (train ε)', 'parameters', 'clean acc.',
                    'robust acc. (PGD)', 'PGD attack', 'robust acc. (AutoAttack)',
                    'drop (points)', 'AutoAttack', 'train time', 'train steps'], rows)
+
+
+def attack_cost_table(res: dict) -> str:
+  """`python -m tradeoff.bench --mode=attacks`: each attack's robust accuracy and time."""
+  pgd, aa = res['evaluations']['pgd'], res['evaluations']['autoattack']
+  rows = [[common.attack_label(pgd['eval_attack']), '–', pct(pgd['robust_accuracy'], 2),
+           f"{pgd['robust_time_s']:.0f} s", '1.00']]
+  for s in aa['robust_accuracy_by_stage']:
+    rows.append([f"AutoAttack stage {s['attack']}", s['attacked_points'],
+                 pct(s['robust_accuracy'], 2), f"{s['wall_time_s']:.0f} s",
+                 f"{s['wall_time_s'] / res['pgd_time_s']:.2f}"])
+  rows.append([common.attack_label(aa['eval_attack']), '–', pct(aa['robust_accuracy'], 2),
+               f"{res['autoattack_time_s']:.0f} s", f"{res['autoattack_over_pgd']:.2f}"])
+  return markdown(['attack', 'attacked points', 'robust acc.', 'time', '× PGD time'], rows)
+
+
+def autoattack_stages_table(results: list[dict]) -> str:
+  """The accuracy table's AutoAttack evaluations stage by stage, beside PGD."""
+  rows = []
+  for res in results:
+    for r in res['rows']:
+      aa = r.get('autoattack')
+      if not aa:
+        continue
+      model = 'standard' if r['role'] == 'standard' else 'robust'
+      stages = ' → '.join(f"{s['attack']} {pct(s['robust_accuracy'])}"
+                          for s in aa['robust_accuracy_by_stage'])
+      rows.append([r['dataset'], f"{r['threat_norm']} ε = {common.fmt_eps(r['threat_eps'])}",
+                   model, pct(r['robust_accuracy']), stages,
+                   f"{100 * (r['robust_accuracy'] - aa['robust_accuracy']):.1f}",
+                   f"{aa['eval_time_s'] / 60:.1f} min"])
+  return markdown(['dataset', 'threat', 'model', 'PGD', 'AutoAttack, after each stage',
+                   'drop (points)', 'AutoAttack time'], rows)
