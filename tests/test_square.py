@@ -94,3 +94,11 @@ def test_l2_square_stays_in_ball_and_box_and_sees_through_masked_gradients():
   assert x_adv.min() >= 0 and x_adv.max() <= 1
   masked_apgd, _ = _robust(attacks.APGD(norm='l2', eps=eps, num_steps=20), masked, x, y)
   assert masked_apgd == 1.0 and acc < 0.9   # gradients useless; scores are enough
+
+
+@pytest.mark.parametrize('norm,eps', [('linf', 0.12), ('l2', 1.0)])
+def test_square_passes_no_gradient(norm, eps):
+  logits_fn, x, y = _images_and_model()
+  atk = attacks.Square(norm=norm, eps=eps, num_queries=5)
+  grad = jax.grad(lambda a: jnp.sum(atk(logits_fn, a, y[:8], jax.random.key(0))))(x[:8])
+  np.testing.assert_array_equal(grad, 0.0)
