@@ -155,8 +155,15 @@ def test_eval_attack_name_builds_the_attack_and_checks_it():
   fab = atk.stages[2]
   assert (fab.alpha_max, fab.eta, fab.beta) == (0.1, 1.05, 0.9)
   assert (atk.stages[3].p_init, atk.stages[3].rescale_schedule) == (0.8, False)
-  assert [p.target_offset for p in atk.stages[1].parts()] == list(range(9))
+  one, count = atk.stages[1].per_target()
+  assert (one.targets, count) == (1, 9) and atk.stages[0].per_target() is None
   block = ml_collections.ConfigDict(block.to_dict())
   block.name = 'fab'
   with pytest.raises(errors.UserError, match="Unknown attack name 'fab'.*apgd_ce"):
     attacks.from_config(block, (0.0, 1.0))
+
+
+def test_few_remaining_points_get_a_small_batch():
+  from tradeoff import accuracy  # pylint: disable=g-import-not-at-top
+  assert [accuracy._bucket(n, 500, 2) for n in (1, 2, 3, 30, 256, 257, 900)] == [
+      2, 2, 4, 32, 256, 500, 500]

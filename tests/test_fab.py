@@ -99,11 +99,22 @@ def test_fab_stays_in_ball_and_box_and_passes_no_gradient(norm, eps):
   np.testing.assert_array_equal(grad, 0.0)
 
 
-def test_fab_parts_are_its_targets_one_at_a_time():
-  atk = attacks.FAB(eps=0.3, targets=3)
-  parts = atk.parts()
-  assert [(p.targets, p.target_offset) for p in parts] == [(1, 0), (1, 1), (1, 2)]
-  assert atk.describe()['name'] == 'fab_t3'
+def test_fab_per_target_runs_each_target_under_one_compilation():
+  """The cascade's form of FAB-T: one single-target attack, the target passed as a
+  traced `first_target`; its runs over j = 0..k-1 together are FAB-T over k targets."""
+  w, b, x, y, logits_fn = test_apgd._linear_problem()
+  atk = attacks.FAB(norm='l2', eps=1.0, targets=3, bounds=None)
+  one, count = atk.per_target()
+  assert (one.targets, count) == (1, 3) and atk.describe()['name'] == 'fab_t3'
+  run = jax.jit(lambda j: one.minimal(logits_fn, x, y, jax.random.key(0), j)[1])
+  per_target = np.stack([np.asarray(run(j)) for j in range(count)])
+  assert run._cache_size() == 1
+  _, together = atk.minimal(logits_fn, x, y, jax.random.key(0))
+  np.testing.assert_allclose(per_target.min(0), np.asarray(together), rtol=1e-6)
+  assert not np.allclose(per_target[0], per_target[1])   # different targets
+
+
+def test_bad_fab_settings_are_named():
   with pytest.raises(errors.UserError, match='targets >= 1'):
     attacks.FAB(eps=0.3, targets=0)
   with pytest.raises(errors.UserError, match='only 2 other classes'):

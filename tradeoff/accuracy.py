@@ -116,27 +116,43 @@ def evaluate_clean_and_robust(module: nn.Module, attack: attacks.Attack, params,
           'robust_subset_clean_accuracy': robust['clean_accuracy']}
 
 
-def make_robust_step(module: nn.Module, attack) -> Callable:
-  """pmapped (params, model_state, sharded batch, rng) -> bool[devices, b]: the model
-  is right on the attack's output (on x itself for attacks.Attack())."""
+def make_robust_step(module: nn.Module, attack, targeted: bool = False) -> Callable:
+  """pmapped (params, model_state, sharded batch, rng[, first_target]) -> bool[devices, b]:
+  the model is right on the attack's output (on x itself for attacks.Attack()).
+  With `targeted`, the step takes the attack's `first_target` as a traced argument,
+  so one compilation serves every target of a targeted attack."""
 
-  def robust_step(params, model_state, batch, rng):
+  def robust_step(params, model_state, batch, rng, first_target=0):
     rng = jax.random.fold_in(rng, jax.lax.axis_index(AXIS))
     logits_fn = lambda x: models.apply(module, params, model_state, x, train=False)[0]
-    x_adv = attack(logits_fn, batch['image'], batch['label'], rng)
+    if targeted:
+      x_adv = attack(logits_fn, batch['image'], batch['label'], rng, first_target=first_target)
+    else:
+      x_adv = attack(logits_fn, batch['image'], batch['label'], rng)
     return models.predict(logits_fn(x_adv)) == batch['label']
 
-  return jax.pmap(robust_step, axis_name=AXIS, in_axes=(0, 0, 0, None))
+  return jax.pmap(robust_step, axis_name=AXIS, in_axes=(0, 0, 0, None, None))
+
+
+def _bucket(n: int, batch_size: int, num_devices: int) -> int:
+  """The batch for n points: batch_size, or the smallest power of two (times the
+  device count) that holds them, so a few remaining points are not padded to a
+  full batch while the number of compiled shapes stays small."""
+  size = num_devices
+  while size < n and size < batch_size:
+    size *= 2
+  return min(size, batch_size)
 
 
 def robust_mask(p_robust_step: Callable, params, model_state, x: np.ndarray, y: np.ndarray,
-                batch_size: int, rng: jax.Array) -> np.ndarray:
+                batch_size: int, rng: jax.Array, first_target: int = 0) -> np.ndarray:
   """bool[len(y)] of a make_robust_step function over (x, y)."""
   num_devices = jax.local_device_count()
+  batch_size = _bucket(len(y), batch_size, num_devices)
   out = []
   for i, batch in enumerate(data.eval_batches(x, y, batch_size)):
     ok = p_robust_step(params, model_state, parallel.shard(batch, num_devices),
-                       jax.random.fold_in(rng, i))
+                       jax.random.fold_in(rng, i), first_target)
     out.append(np.asarray(ok).reshape(-1)[batch['mask'] > 0])
   return np.concatenate(out) if out else np.zeros(0, bool)
 
@@ -158,13 +174,15 @@ def _evaluate_cascade(module, cascade, params, model_state, x, y, batch_size, rn
   for i, stage in enumerate(cascade.stages):
     t0 = time.time()
     # A targeted stage runs one target at a time, each on the points still robust.
-    parts = stage.parts() if hasattr(stage, 'parts') else (stage,)
+    split = stage.per_target() if hasattr(stage, 'per_target') else None
+    one, count = split or (stage, 1)
+    step = make_robust_step(module, one, targeted=split is not None)
     attacked = int(robust.sum())
-    for j, part in enumerate(parts):
+    for j in range(count):
       idx = np.flatnonzero(robust)
       if len(idx):
-        ok = robust_mask(make_robust_step(module, part), params, model_state, xs[idx], ys[idx],
-                         batch_size, jax.random.fold_in(jax.random.fold_in(rng, i + 1), j))
+        ok = robust_mask(step, params, model_state, xs[idx], ys[idx], batch_size,
+                         jax.random.fold_in(jax.random.fold_in(rng, i + 1), j), j)
         robust[idx] = ok
     by_stage.append({'attack': stage.describe()['name'], 'robust_accuracy': float(robust.mean()),
                      'attacked_points': attacked, 'wall_time_s': time.time() - t0})

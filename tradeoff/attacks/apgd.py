@@ -78,8 +78,6 @@ class APGD:
     loss: 'ce' or 'dlr' (untargeted); ignored when targets > 0.
     targets: 0 for the untargeted attack; k > 0 for APGD-T over the k classes
       ranked highest after the prediction on x (AutoAttack: 9).
-    target_offset: APGD-T skips the first target_offset of them (a cascade
-      attacks one target at a time on the points still robust).
     bounds: (lo, hi) input box, or None for unbounded features.
   """
   norm: str = 'linf'
@@ -88,19 +86,16 @@ class APGD:
   restarts: int = 1
   loss: str = 'ce'
   targets: int = 0
-  target_offset: int = 0
   bounds: tuple[float, float] | None = (0.0, 1.0)
 
   def __post_init__(self):
     registry.check_choice('attack norm', self.norm, ('linf', 'l2'))
     registry.check_choice('APGD loss', self.loss, LOSSES)
-    if (self.eps < 0 or self.num_steps < 2 or self.restarts < 1 or self.targets < 0
-        or self.target_offset < 0):
+    if self.eps < 0 or self.num_steps < 2 or self.restarts < 1 or self.targets < 0:
       raise errors.UserError(
-          f'APGD needs eps >= 0, num_steps >= 2, restarts >= 1, targets >= 0, '
-          f'target_offset >= 0; got eps={self.eps}, num_steps={self.num_steps}, '
-          f'restarts={self.restarts}, targets={self.targets}, '
-          f'target_offset={self.target_offset}.')
+          f'APGD needs eps >= 0, num_steps >= 2, restarts >= 1, targets >= 0; got '
+          f'eps={self.eps}, num_steps={self.num_steps}, restarts={self.restarts}, '
+          f'targets={self.targets}.')
 
   @property
   def name(self) -> str:
@@ -114,15 +109,16 @@ class APGD:
              initial_step=2 * self.eps, checkpoints=checkpoints(self.num_steps))
     return d
 
-  def parts(self) -> tuple[APGD, ...]:
-    """APGD-T: one attack per target, to be run in turn on the points still robust."""
-    if self.targets <= 1:
-      return (self,)
-    return tuple(dataclasses.replace(self, targets=1, target_offset=self.target_offset + i)
-                 for i in range(self.targets))
+  def per_target(self) -> tuple[APGD, int] | None:
+    """APGD-T as (the attack on one target, how many): a cascade runs the targets
+    in turn on the points still robust, passing `first_target` = 0, 1, ... to one
+    compiled attack. None for the untargeted attack."""
+    if not self.targets:
+      return None
+    return dataclasses.replace(self, targets=1), self.targets
 
   def __call__(self, logits_fn: Callable[[jax.Array], jax.Array], x: jax.Array,
-               y: jax.Array, rng: jax.Array) -> jax.Array:
+               y: jax.Array, rng: jax.Array, first_target=0) -> jax.Array:
     """Adversarial examples: f32 like x, ‖x_adv − x‖ ≤ eps, inside bounds.
 
     Args:
@@ -130,6 +126,8 @@ class APGD:
       x: f32[B, ...] clean inputs inside `bounds`.
       y: i32[B] true labels.
       rng: PRNG key for the random starts.
+      first_target: APGD-T skips this many more of the ranked targets (may be
+        traced, so one compilation serves every target).
     """
     if self.eps <= 0:
       return x
@@ -140,11 +138,10 @@ class APGD:
                              f'{num_classes}.')
     if self.targets:
       ranked = jnp.argsort(-logits_fn(x), axis=-1)
-      if self.target_offset + self.targets > num_classes - 1:
-        raise errors.UserError(f'APGD-T with targets={self.targets}, target_offset='
-                               f'{self.target_offset}: the model has only '
+      if self.targets > num_classes - 1:
+        raise errors.UserError(f'APGD-T with targets={self.targets}: the model has only '
                                f'{num_classes - 1} other classes.')
-      runs = [(r, ranked[:, self.target_offset + t]) for t in range(1, self.targets + 1)
+      runs = [(r, jnp.take(ranked, first_target + t, axis=1)) for t in range(1, self.targets + 1)
               for r in range(self.restarts)]
     else:
       runs = [(r, None) for r in range(self.restarts)]

@@ -99,8 +99,6 @@ class FAB:
     restarts: runs per target; the first from x, later ones from random points.
     targets: how many of the classes ranked highest after the prediction are
       attacked (AutoAttack: 9), one run each.
-    target_offset: skip the first target_offset of them (a cascade attacks one
-      target at a time on the points still robust).
     alpha_max, eta, beta: the paper's step parameters (0.1, 1.05, 0.9).
     bounds: (lo, hi) input box, or None.
   """
@@ -109,7 +107,6 @@ class FAB:
   num_steps: int = 100
   restarts: int = 1
   targets: int = 9
-  target_offset: int = 0
   alpha_max: float = 0.1
   eta: float = 1.05
   beta: float = 0.9
@@ -117,13 +114,11 @@ class FAB:
 
   def __post_init__(self):
     registry.check_choice('attack norm', self.norm, ('linf', 'l2'))
-    if (self.eps < 0 or self.num_steps < 1 or self.restarts < 1 or self.targets < 1
-        or self.target_offset < 0):
+    if self.eps < 0 or self.num_steps < 1 or self.restarts < 1 or self.targets < 1:
       raise errors.UserError(
-          f'FAB-T needs eps >= 0, num_steps >= 1, restarts >= 1, targets >= 1, '
-          f'target_offset >= 0; got eps={self.eps}, num_steps={self.num_steps}, '
-          f'restarts={self.restarts}, targets={self.targets}, '
-          f'target_offset={self.target_offset}.')
+          f'FAB-T needs eps >= 0, num_steps >= 1, restarts >= 1, targets >= 1; got '
+          f'eps={self.eps}, num_steps={self.num_steps}, restarts={self.restarts}, '
+          f'targets={self.targets}.')
 
   @property
   def name(self) -> str:
@@ -135,35 +130,35 @@ class FAB:
     d['name'] = self.name if self.eps > 0 else 'none'
     return d
 
-  def parts(self) -> tuple[FAB, ...]:
-    """One attack per target, to be run in turn on the points still robust."""
-    return tuple(dataclasses.replace(self, targets=1, target_offset=self.target_offset + i)
-                 for i in range(self.targets))
+  def per_target(self) -> tuple[FAB, int]:
+    """(the attack on one target, how many): a cascade runs the targets in turn on
+    the points still robust, passing `first_target` = 0, 1, ... to one compiled attack."""
+    return dataclasses.replace(self, targets=1), self.targets
 
   def __call__(self, logits_fn: Callable[[jax.Array], jax.Array], x: jax.Array,
-               y: jax.Array, rng: jax.Array) -> jax.Array:
-    """The smallest adversarial example found where its norm is ≤ eps, else x."""
+               y: jax.Array, rng: jax.Array, first_target=0) -> jax.Array:
+    """The smallest adversarial example found where its norm is ≤ eps, else x.
+    `first_target` skips that many more ranked targets (may be traced)."""
     if self.eps <= 0:
       return x
-    x_adv, dist = self.minimal(logits_fn, x, y, rng)
+    x_adv, dist = self.minimal(logits_fn, x, y, rng, first_target)
     ok = (dist <= self.eps).reshape((-1,) + (1,) * (x.ndim - 1))
     return jax.lax.stop_gradient(jnp.where(ok, x_adv, x))
 
   def minimal(self, logits_fn: Callable[[jax.Array], jax.Array], x: jax.Array,
-              y: jax.Array, rng: jax.Array) -> tuple[jax.Array, jax.Array]:
+              y: jax.Array, rng: jax.Array, first_target=0) -> tuple[jax.Array, jax.Array]:
     """(smallest adversarial examples found, their norms f32[B]; inf where none)."""
     num_classes = jax.eval_shape(logits_fn, x).shape[-1]
-    if self.target_offset + self.targets > num_classes - 1:
-      raise errors.UserError(
-          f'FAB-T with targets={self.targets}, target_offset={self.target_offset}: the '
-          f'model has only {num_classes - 1} other classes.')
+    if self.targets > num_classes - 1:
+      raise errors.UserError(f'FAB-T with targets={self.targets}: the model has only '
+                             f'{num_classes - 1} other classes.')
     ranked = jnp.argsort(-logits_fn(x), axis=-1)
     shape = x.shape
     flat = x.reshape(shape[0], -1)
     best, dist = flat, jnp.full(shape[0], jnp.inf)
     lo, hi = (-jnp.inf, jnp.inf) if self.bounds is None else self.bounds
     for t in range(self.targets):
-      target = ranked[:, self.target_offset + t + 1]
+      target = jnp.take(ranked, first_target + t + 1, axis=1)
       for r in range(self.restarts):
         key = jax.random.fold_in(rng, t * self.restarts + r)
         start = flat if r == 0 else self._random_start(key, flat, dist, lo, hi)
