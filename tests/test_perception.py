@@ -334,3 +334,30 @@ def test_reference_table_adds_autoattack_beside_pgd_and_reuses_a_bench_record(sm
   spec.reference_autoattack.records = []
   reference.run(spec, ['mnist'], str(root / 'ref_aa'), plot_only=False)
   assert calls == [(dirs['standard'], 'autoattack'), (dirs['robust_linf'], 'autoattack')]
+
+
+def test_a_killed_reference_run_keeps_the_rows_it_finished(smoke_models, monkeypatch):
+  from tradeoff.figures import reference  # pylint: disable=g-import-not-at-top
+  root, dirs = smoke_models
+  spec = _spec(dirs)
+  spec.reference_attack.num_steps = 5        # an attack no earlier test evaluated
+  calls = []
+  real_evaluate = reference.experiment.evaluate_checkpoint
+  def evaluate_then_die(config, workdir):
+    calls.append(workdir)
+    if len(calls) == 2:
+      raise KeyboardInterrupt   # killed while evaluating the second model
+    return real_evaluate(config, workdir)
+  monkeypatch.setattr(reference.experiment, 'evaluate_checkpoint', evaluate_then_die)
+  with pytest.raises(KeyboardInterrupt):
+    reference.run(spec, ['mnist'], str(root / 'ref_killed'), plot_only=False)
+  kept = json.load(open(os.path.join(root, 'ref_killed', 'reference_mnist.json')))['rows']
+  assert [r['role'] for r in kept] == ['standard']
+  calls.clear()
+  monkeypatch.setattr(reference.experiment, 'evaluate_checkpoint',
+                      lambda config, workdir: calls.append(workdir) or real_evaluate(config,
+                                                                                       workdir))
+  reference.run(spec, ['mnist'], str(root / 'ref_killed'), plot_only=False)
+  assert calls == [dirs['robust_linf']]      # the standard model is not evaluated again
+  rows = json.load(open(os.path.join(root, 'ref_killed', 'reference_mnist.json')))['rows']
+  assert rows[0] == kept[0] and [r['role'] for r in rows] == ['standard', 'robust_linf']

@@ -20,9 +20,12 @@ def provenance_record(t_start: float) -> dict:
 
 
 def write_json(path: str, payload: dict) -> str:
+  """Writes `payload` to `path` whole or not at all (a temporary file, then a rename)."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with open(path, 'w') as f:
+  tmp = f'{path}.tmp'
+  with open(tmp, 'w') as f:
     json.dump(payload, f, indent=1)
+  os.replace(tmp, path)
   return path
 
 

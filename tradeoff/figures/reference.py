@@ -27,6 +27,9 @@ evaluation is kept the same way (same trained model, same AutoAttack settings)
 and is absent ('–') for a row whose workdir is not here and whose earlier row
 has none.
 
+The result file is rewritten after every row, so a killed run keeps the rows it
+finished and the next run starts from them.
+
 Writes figures/results/reference_<dataset>.json and the markdown table
 figures/results/reference_table.md (also printed) from every
 reference_<dataset>.json of the spec's datasets in the results directory.
@@ -126,11 +129,17 @@ def _recorded_autoattack(row: dict, want: dict, paths) -> dict | None:
   return None
 
 
-def reference_experiment(spec, dataset: str, previous: dict | None = None) -> dict:
+def reference_experiment(spec, dataset: str, previous: dict | None = None,
+                         save=None) -> dict:
   """Evaluates the spec's models of `dataset`; rows of `previous` (an earlier
   result file) that evaluated the same trained model under the same attack
   are kept instead of computed again, as are its rows of models whose workdir
-  is not on this machine (checkpoints are not committed)."""
+  is not on this machine (checkpoints are not committed).
+
+  `save(record)`, if given, is called after every row with the record so far
+  (the finished rows, then the earlier file's rows not reached yet), so a
+  killed run keeps what it evaluated and the next run starts from it.
+  """
   t0 = time.time()
   commit = common.provenance_record(t0)['commit']
   panel = specs.spec_panel(spec, dataset)
@@ -146,54 +155,64 @@ def reference_experiment(spec, dataset: str, previous: dict | None = None) -> di
       eps = float(common.read_json(robust_path)['train_attack']['eps'])
     else:
       eps = evaluations.absent_run_row(earlier, robust_wd, f'robust_{norm}', norm, None,
-                            spec.reference_attack)['threat_eps']
+                                       spec.reference_attack)['threat_eps']
     for role, wd in (('standard', panel.standard), (f'robust_{norm}', robust_wd)):
-      if not os.path.exists(os.path.join(wd, 'results.json')):
-        rows.append(evaluations.absent_run_row(earlier, wd, role, norm, eps,
-                                               spec.reference_attack))
-        logging.warning('%s %s %s ε=%g: %s is not here; kept its evaluation from the earlier '
-                        'result file (commit %s)', dataset, role, norm, eps, wd,
-                        rows[-1]['eval_commit'])
-        continue
-      train_results = common.read_json(os.path.join(wd, 'results.json'))
-      same = [r for r in earlier
-              if evaluations.same_evaluation(r, wd, train_results, norm, eps,
-                                             spec.reference_attack)]
-      if same:
-        rows.append(same[0])
-        logging.info('%s %s %s ε=%g: kept from the earlier result file (commit %s)', dataset,
-                     role, norm, eps, same[0]['eval_commit'])
-        continue
-      res = evaluations.own_evaluation(train_results, wd, norm, eps, spec.reference_attack)
-      if res is not None:
-        logging.info('%s %s %s ε=%g: %s was evaluated under this attack by its own run; '
-                     'using that evaluation', dataset, role, norm, eps, wd)
-        eval_commit = train_results['commit']
-      else:
-        res = experiment.evaluate_checkpoint(strong_eval_config(wd, norm, eps, spec.reference_attack),
-                                    wd)
-        jax.clear_caches()
-        eval_commit = commit
-      rows.append({
-          'dataset': dataset, 'threat_norm': norm, 'threat_eps': eps, 'role': role,
-          'workdir': wd, 'train_attack': train_results['train_attack'],
-          'train_time_s': train_results.get('train_time_s'),
-          'train_steps': train_results.get('train_steps'),
-          'num_params': train_results.get('num_params'),
-          'data': train_results.get('data'),
-          'clean_accuracy': res['clean_accuracy'], 'robust_accuracy': res['robust_accuracy'],
-          'num_examples': res['num_examples'],
-          'num_robust_examples': res.get('num_robust_examples', res['num_examples']),
-          'eval_attack': res['eval_attack'], 'eval_time_s': res['wall_time_s'],
-          'checkpoint_step': res['checkpoint_step'], 'train_commit': train_results['commit'],
-          'eval_commit': eval_commit})
-      logging.info('%s %s %s ε=%g: clean %.4f robust %.4f', dataset, role, norm, eps,
-                   res['clean_accuracy'], res['robust_accuracy'])
-  rows = [_with_autoattack(r, spec.get('reference_autoattack')) for r in rows]
+      row = _pgd_row(spec, dataset, earlier, role, wd, norm, eps, commit)
+      rows.append(_with_autoattack(row, spec.get('reference_autoattack')))
+      if save:
+        done = {(r['role'], r['threat_norm']) for r in rows}
+        save(_record(spec, dataset, rows + [r for r in earlier
+                                            if (r['role'], r['threat_norm']) not in done], t0))
   if not rows:
     raise ValueError(f'{dataset}: the spec names no robust model (robust_linf / robust_l2).')
+  return _record(spec, dataset, rows, t0)
+
+
+def _record(spec, dataset: str, rows: list[dict], t0: float) -> dict:
   return {'experiment': 'reference', 'dataset': dataset, 'spec': spec.to_dict(), 'rows': rows,
           **common.provenance_record(t0)}
+
+
+def _pgd_row(spec, dataset, earlier, role, wd, norm, eps, commit) -> dict:
+  """The row of model `wd` under the reference (PGD) attack: kept, taken from the
+  run's own evaluation, or evaluated from its checkpoint."""
+  if not os.path.exists(os.path.join(wd, 'results.json')):
+    row = evaluations.absent_run_row(earlier, wd, role, norm, eps, spec.reference_attack)
+    logging.warning('%s %s %s ε=%g: %s is not here; kept its evaluation from the earlier '
+                    'result file (commit %s)', dataset, role, norm, eps, wd, row['eval_commit'])
+    return row
+  train_results = common.read_json(os.path.join(wd, 'results.json'))
+  same = [r for r in earlier
+          if evaluations.same_evaluation(r, wd, train_results, norm, eps, spec.reference_attack)]
+  if same:
+    logging.info('%s %s %s ε=%g: kept from the earlier result file (commit %s)', dataset,
+                 role, norm, eps, same[0]['eval_commit'])
+    return same[0]
+  res = evaluations.own_evaluation(train_results, wd, norm, eps, spec.reference_attack)
+  if res is not None:
+    logging.info('%s %s %s ε=%g: %s was evaluated under this attack by its own run; '
+                 'using that evaluation', dataset, role, norm, eps, wd)
+    eval_commit = train_results['commit']
+  else:
+    res = experiment.evaluate_checkpoint(
+        strong_eval_config(wd, norm, eps, spec.reference_attack), wd)
+    jax.clear_caches()
+    eval_commit = commit
+  logging.info('%s %s %s ε=%g: clean %.4f robust %.4f', dataset, role, norm, eps,
+               res['clean_accuracy'], res['robust_accuracy'])
+  return {
+      'dataset': dataset, 'threat_norm': norm, 'threat_eps': eps, 'role': role,
+      'workdir': wd, 'train_attack': train_results['train_attack'],
+      'train_time_s': train_results.get('train_time_s'),
+      'train_steps': train_results.get('train_steps'),
+      'num_params': train_results.get('num_params'),
+      'data': train_results.get('data'),
+      'clean_accuracy': res['clean_accuracy'], 'robust_accuracy': res['robust_accuracy'],
+      'num_examples': res['num_examples'],
+      'num_robust_examples': res.get('num_robust_examples', res['num_examples']),
+      'eval_attack': res['eval_attack'], 'eval_time_s': res['wall_time_s'],
+      'checkpoint_step': res['checkpoint_step'], 'train_commit': train_results['commit'],
+      'eval_commit': eval_commit}
 
 
 def run(spec, datasets: list[str], results_dir: str, plot_only: bool) -> list[str]:
@@ -202,7 +221,8 @@ def run(spec, datasets: list[str], results_dir: str, plot_only: bool) -> list[st
     path = os.path.join(results_dir, f'reference_{dataset}.json')
     if not plot_only:
       previous = common.read_json(path) if os.path.exists(path) else None
-      common.write_json(path, reference_experiment(spec, dataset, previous))
+      common.write_json(path, reference_experiment(
+          spec, dataset, previous, save=lambda record, path=path: common.write_json(path, record)))
     elif not os.path.exists(path):
       raise FileNotFoundError(f'{path} does not exist; run without --plot_only first.')
   # The table has a row block for every dataset of the spec with a result file,
