@@ -7,6 +7,7 @@ with a mask, so a short last batch counts exactly.
 """
 from __future__ import annotations
 
+import logging
 import time
 from typing import Callable
 
@@ -186,6 +187,9 @@ def _evaluate_cascade(module, cascade, params, model_state, x, y, batch_size, rn
         robust[idx] = ok
     by_stage.append({'attack': stage.describe()['name'], 'robust_accuracy': float(robust.mean()),
                      'attacked_points': attacked, 'wall_time_s': time.time() - t0})
+    logging.info('%s stage %d/%d (%s): %d points attacked, robust accuracy %.4f, %.0f s',
+                 cascade.name, i + 1, len(cascade.stages), by_stage[-1]['attack'], attacked,
+                 by_stage[-1]['robust_accuracy'], by_stage[-1]['wall_time_s'])
   out = {'clean_accuracy': clean['clean_accuracy'], 'clean_loss': clean['clean_loss'],
          'num_examples': clean['num_examples'], 'robust_accuracy': float(robust.mean()),
          'num_robust_examples': m, 'robust_accuracy_by_stage': by_stage,
