@@ -63,6 +63,16 @@ class Registry(Generic[T]):
     return name in self._items
 
 
+def check_at_least(kind: str, **bounds: tuple) -> None:
+  """Raises a UserError listing every bound if one value is below its minimum:
+  check_at_least('FAB-T', eps=(eps, 0), num_steps=(k, 1)) ->
+  'FAB-T needs eps >= 0, num_steps >= 1; got eps=..., num_steps=....'"""
+  if any(value < minimum for value, minimum in bounds.values()):
+    need = ', '.join(f'{name} >= {minimum}' for name, (_, minimum) in bounds.items())
+    got = ', '.join(f'{name}={value}' for name, (value, _) in bounds.items())
+    raise errors.UserError(f'{kind} needs {need}; got {got}.')
+
+
 def check_choice(kind: str, value, choices) -> None:
   """Raises ValueError naming `value` and the valid `choices` if not among them."""
   if value not in choices:

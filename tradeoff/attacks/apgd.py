@@ -91,11 +91,8 @@ class APGD:
   def __post_init__(self):
     registry.check_choice('attack norm', self.norm, ('linf', 'l2'))
     registry.check_choice('APGD loss', self.loss, LOSSES)
-    if self.eps < 0 or self.num_steps < 2 or self.restarts < 1 or self.targets < 0:
-      raise errors.UserError(
-          f'APGD needs eps >= 0, num_steps >= 2, restarts >= 1, targets >= 0; got '
-          f'eps={self.eps}, num_steps={self.num_steps}, restarts={self.restarts}, '
-          f'targets={self.targets}.')
+    registry.check_at_least('APGD', eps=(self.eps, 0), num_steps=(self.num_steps, 2),
+                            restarts=(self.restarts, 1), targets=(self.targets, 0))
 
   @property
   def name(self) -> str:

@@ -114,11 +114,8 @@ class FAB:
 
   def __post_init__(self):
     registry.check_choice('attack norm', self.norm, ('linf', 'l2'))
-    if self.eps < 0 or self.num_steps < 1 or self.restarts < 1 or self.targets < 1:
-      raise errors.UserError(
-          f'FAB-T needs eps >= 0, num_steps >= 1, restarts >= 1, targets >= 1; got '
-          f'eps={self.eps}, num_steps={self.num_steps}, restarts={self.restarts}, '
-          f'targets={self.targets}.')
+    registry.check_at_least('FAB-T', eps=(self.eps, 0), num_steps=(self.num_steps, 1),
+                            restarts=(self.restarts, 1), targets=(self.targets, 1))
 
   @property
   def name(self) -> str:

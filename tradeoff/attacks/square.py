@@ -112,6 +112,24 @@ class Square:
     return jax.lax.stop_gradient(out)
 
 
+def _random_windows(key, s, shape):
+  """A random s×s window per example of images `shape` [B, H, W, C]: the mask
+  bool[B, H, W, 1] and each pixel's row and column relative to its window."""
+  b, h, w, _ = shape
+  rows, cols = jnp.arange(h)[None, :, None, None], jnp.arange(w)[None, None, :, None]
+  r0 = jax.random.randint(key, (b,), 0, h - s + 1)[:, None, None, None]
+  c0 = jax.random.randint(jax.random.fold_in(key, 1), (b,), 0, w - s + 1)[:, None, None, None]
+  inside = (rows >= r0) & (rows < r0 + s) & (cols >= c0) & (cols < c0 + s)
+  return inside, rows - r0, cols - c0
+
+
+def _keep_better(x_new, m_new, x_best, m_best):
+  """Takes a candidate where it lowers the margin of a still-correct example
+  (misclassified examples, m ≤ 0, stay as they are)."""
+  take = (m_new < m_best) & (m_best > 0)
+  return jnp.where(take[:, None, None, None], x_new, x_best), jnp.where(take, m_new, m_best)
+
+
 def _square(logits_fn, x, y, rng, atk: Square):
   """One run: (x_adv, success bool[B])."""
   b, h, w, c = x.shape
@@ -120,22 +138,17 @@ def _square(logits_fn, x, y, rng, atk: Square):
   stripes = eps * jax.random.choice(k_init, jnp.array([-1.0, 1.0]), (b, 1, w, c))
   x_best = ball.project(x + stripes, x, 'linf', eps, atk.bounds)
   m_best = -objectives.margin(logits_fn(x_best), y)
-  rows, cols = jnp.arange(h)[None, :, None, None], jnp.arange(w)[None, None, :, None]
 
   def body(i, carry):
     x_best, m_best = carry  # m: z_y − max_{k≠y} z_k, negative once misclassified
     k_pos, k_sign = jax.random.split(jax.random.fold_in(k_loop, i))
     p = window_share(i, atk.num_queries, atk.p_init, atk.rescale_schedule)
     s = jnp.clip(jnp.round(jnp.sqrt(p * h * w)), 1, min(h, w)).astype(jnp.int32)
-    r0 = jax.random.randint(k_pos, (b,), 0, h - s + 1)[:, None, None, None]
-    c0 = jax.random.randint(jax.random.fold_in(k_pos, 1), (b,), 0, w - s + 1)[:, None, None, None]
-    inside = (rows >= r0) & (rows < r0 + s) & (cols >= c0) & (cols < c0 + s)
+    inside, _, _ = _random_windows(k_pos, s, x.shape)
     signs = eps * jax.random.choice(k_sign, jnp.array([-1.0, 1.0]), (b, 1, 1, c))
     delta = jnp.where(inside, signs, x_best - x)
     x_new = ball.project(x + delta, x, 'linf', eps, atk.bounds)
-    m_new = -objectives.margin(logits_fn(x_new), y)
-    take = (m_new < m_best) & (m_best > 0)   # misclassified examples stay as they are
-    return (jnp.where(take[:, None, None, None], x_new, x_best), jnp.where(take, m_new, m_best))
+    return _keep_better(x_new, -objectives.margin(logits_fn(x_new), y), x_best, m_best)
 
   x_best, m_best = jax.lax.fori_loop(0, atk.num_queries, body, (x_best, m_best))
   return x_best, m_best < 0
@@ -207,13 +220,6 @@ def _square_l2(logits_fn, x, y, rng, atk: Square):
       delta = delta.at[:, r:r + s0, q:q + s0, :].set(blocks[pick][..., None] * sign)
   x_best = ball.project(x + eps * unit(delta), x, 'l2', eps, atk.bounds)
   m_best = -objectives.margin(logits_fn(x_best), y)
-  grid_r, grid_c = jnp.arange(h)[None, :, None, None], jnp.arange(w)[None, None, :, None]
-
-  def window(key, s):
-    r0 = jax.random.randint(key, (b,), 0, h - s + 1)[:, None, None, None]
-    c0 = jax.random.randint(jax.random.fold_in(key, 1), (b,), 0, w - s + 1)[:, None, None, None]
-    inside = (grid_r >= r0) & (grid_r < r0 + s) & (grid_c >= c0) & (grid_c < c0 + s)
-    return inside, grid_r - r0, grid_c - c0
 
   def body(i, carry):
     x_best, m_best = carry
@@ -221,8 +227,8 @@ def _square_l2(logits_fn, x, y, rng, atk: Square):
     p = window_share(i, atk.num_queries, atk.p_init, atk.rescale_schedule)
     s = jnp.maximum(jnp.round(jnp.sqrt(p * h * w)), 3).astype(jnp.int32)
     s = jnp.minimum(s + (s % 2 == 0), min(h, w))
-    in1, u, v = window(k1, s)
-    in2, _, _ = window(k2, s)
+    in1, u, v = _random_windows(k1, s, x.shape)
+    in2, _, _ = _random_windows(k2, s, x.shape)
     flip = jax.random.bernoulli(k_flip, 0.5, (b, 1, 1, 1))
     u, v = jnp.where(flip, v, u), jnp.where(flip, u, v)
     pattern = window_pattern(in1, u, v, s, table)
@@ -237,9 +243,7 @@ def _square_l2(logits_fn, x, y, rng, atk: Square):
     new = new / (per_channel(new) + 1e-12) * budget
     delta = jnp.where(in1, new, jnp.where(in2, 0.0, delta))
     x_new = ball.project(x + eps * unit(delta), x, 'l2', eps, atk.bounds)
-    m_new = -objectives.margin(logits_fn(x_new), y)
-    take = (m_new < m_best) & (m_best > 0)
-    return (jnp.where(take[:, None, None, None], x_new, x_best), jnp.where(take, m_new, m_best))
+    return _keep_better(x_new, -objectives.margin(logits_fn(x_new), y), x_best, m_best)
 
   x_best, m_best = jax.lax.fori_loop(0, atk.num_queries, body, (x_best, m_best))
   return x_best, m_best < 0

@@ -55,6 +55,11 @@ def _eps_key(r: dict) -> float:
   return float(r['train_attack']['eps'])
 
 
+def _robust_attack(res: dict) -> str:
+  """The evaluation attack of a sweep's robust numbers (that of its largest ε)."""
+  return common.attack_label(max(_finished(res), key=_eps_key)['eval_attack'])
+
+
 @generator('size_sweep')
 def size_sweep(path: str, metric: str = 'clean', digits: str = '1') -> str:
   """Training ε × training-set size: `metric` accuracy ('clean' or 'robust' at the
@@ -69,7 +74,7 @@ def size_sweep(path: str, metric: str = 'clean', digits: str = '1') -> str:
   norm = _finished(res)[0]['eval_attack']['norm']
   label = f'ε_train ({norm})'
   if metric == 'robust':
-    label += ', ' + common.attack_label(max(_finished(res), key=_eps_key)['eval_attack'])
+    label += ', ' + _robust_attack(res)
   header = [label] + [f'n = {n}' for n in sizes]
   rows = [[common.fmt_eps(e)] + [_seeds_cell(cells[(e, n)], int(digits)) if cells[(e, n)]
                                  else '' for n in sizes] for e in epss]
@@ -99,7 +104,7 @@ def eps_sweep(path: str, digits: str = '2') -> str:
     return '–' if e == 0 else tables.pct(seed0['robust_accuracy'], 1)
 
   norm = _finished(res)[0]['eval_attack']['norm']
-  attack = common.attack_label(max((r for r in _finished(res)), key=_eps_key)['eval_attack'])
+  attack = _robust_attack(res)
   header = [f'ε_train ({norm})'] + [common.fmt_eps(e) for e in epss]
   return tables.markdown(header, [['standard accuracy'] + [clean(by_eps[e]) for e in epss],
                                   [f'robust accuracy at own ε ({attack})'] +
@@ -112,21 +117,23 @@ def attack_cost(path: str) -> str:
   return tables.attack_cost_table(common.read_json(path))
 
 
+def _reference_results(results_dir: str) -> list[dict]:
+  """The accuracy table's result files in the paper's dataset order."""
+  files = [os.path.join(results_dir, f'reference_{d}.json')
+           for d in ('mnist', 'fashion_mnist', 'cifar10')]
+  return [common.read_json(f) for f in files if os.path.exists(f)]
+
+
 @generator('reference_autoattack')
 def reference_autoattack(results_dir: str = 'figures/results') -> str:
   """The accuracy table's AutoAttack evaluations, stage by stage."""
-  files = [os.path.join(results_dir, f'reference_{d}.json')
-           for d in ('mnist', 'fashion_mnist', 'cifar10')]
-  return tables.autoattack_stages_table([common.read_json(f) for f in files
-                                         if os.path.exists(f)])
+  return tables.autoattack_stages_table(_reference_results(results_dir))
 
 
 @generator('reference')
 def reference_table(results_dir: str = 'figures/results') -> str:
   """The accuracy table of `python -m tradeoff.figures reference`."""
-  files = [os.path.join(results_dir, f'reference_{d}.json')
-           for d in ('mnist', 'fashion_mnist', 'cifar10')]
-  return tables.reference_table([common.read_json(f) for f in files if os.path.exists(f)])
+  return tables.reference_table(_reference_results(results_dir))
 
 
 @generator('theory_svm')
@@ -262,24 +269,6 @@ def bench_xla(*paths: str) -> str:
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-@generator('evaluations')
-def evaluations(*paths: str) -> str:
-  """`python -m tradeoff.evaluate` records of one checkpoint under several attacks."""
-  rows = []
-  for path in paths:
-    r = common.read_json(path)
-    atk = r['eval_attack']
-    stages = ' → '.join(f"{s['attack']} {tables.pct(s['robust_accuracy'])}"
-                        for s in r.get('robust_accuracy_by_stage', []))
-    name = common.attack_label(atk) + (
-        f", step {atk['step_size']:.3g}" if atk['name'].startswith('pgd') else '')
-    rows.append([name, tables.pct(r['clean_accuracy'], 2), tables.pct(r['robust_accuracy'], 2),
-                 stages or '–', r['num_robust_examples'], f"{r['wall_time_s'] / 60:.1f} min",
-                 r['checkpoint_step']])
-  return tables.markdown(['attack', 'clean acc.', 'robust acc.', 'after each stage',
-                          'attacked test images', 'wall time', 'checkpoint step'], rows)
 
 
 def render(text: str) -> str:

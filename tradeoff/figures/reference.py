@@ -53,26 +53,31 @@ from tradeoff.figures import tables
 DEFAULT_SPEC = 'configs/figures/reference_models.py'
 
 
+def _threat_config(workdir: str, norm: str, eps: float, num_examples: int):
+  """The run's config evaluated at (norm, eps): robust accuracy on the first
+  num_examples test images, clean accuracy on all of them."""
+  config = workdir_lib.load_config(workdir)
+  config.eval_attack.norm, config.eval_attack.eps = norm, float(eps)
+  config.num_robust_eval_examples = int(num_examples)
+  config.num_eval_examples = 0
+  return config
+
+
 def strong_eval_config(workdir: str, norm: str, eps: float, atk_spec):
   """The run's config with its evaluation attack replaced by the reference attack."""
-  config = workdir_lib.load_config(workdir)
+  config = _threat_config(workdir, norm, eps, atk_spec.num_examples)
   ea = config.eval_attack
-  ea.norm, ea.eps, ea.num_steps = norm, float(eps), int(atk_spec.num_steps)
-  ea.restarts, ea.random_start = int(atk_spec.restarts), True
+  ea.num_steps, ea.restarts = int(atk_spec.num_steps), int(atk_spec.restarts)
+  ea.random_start = True
   ea.step_scale, ea.step_size = float(atk_spec.step_scale), None
-  config.num_robust_eval_examples = int(atk_spec.num_examples)
-  config.num_eval_examples = 0
   return config
 
 
 def autoattack_config(workdir: str, norm: str, eps: float, aa_spec):
   """The run's config with its evaluation attack replaced by AutoAttack."""
-  config = workdir_lib.load_config(workdir)
-  ea = config.eval_attack
-  ea.name, ea.norm, ea.eps = str(aa_spec.name), norm, float(eps)
-  ea.autoattack = ml_collections.ConfigDict(aa_spec.settings.to_dict())
-  config.num_robust_eval_examples = int(aa_spec.num_examples)
-  config.num_eval_examples = 0
+  config = _threat_config(workdir, norm, eps, aa_spec.num_examples)
+  config.eval_attack.name = str(aa_spec.name)
+  config.eval_attack.autoattack = ml_collections.ConfigDict(aa_spec.settings.to_dict())
   return config
 
 

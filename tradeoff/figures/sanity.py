@@ -5,7 +5,8 @@ adversarial robustness").
 
 The run's newest checkpoint is attacked over a grid of ε (multiples of its
 evaluation ε, up to the whole input box) by a white-box attack (APGD-CE) and a
-black-box one (Square, ℓ∞ or ℓ2; image inputs only), on the first `num_examples` test images. Three checks:
+black-box one (Square, ℓ∞ or ℓ2; image inputs only), on the first
+`num_examples` test images. Three checks:
 
 - robust accuracy does not rise with ε (it may stay level);
 - it reaches (nearly) 0 at the largest ε, where the ball covers the whole box;
