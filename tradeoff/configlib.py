@@ -150,8 +150,9 @@ def base_config(*, dataset: str, norm: str, eps: float, model: str) -> ml_collec
       'widen': 1,              # cifar_resnet width (10: the wide Madry model)
   })
   c.loss = ml_collections.ConfigDict({
-      'name': 'pgd_at',        # standard | pgd_at | trades | hinge | package.module:fn
+      'name': 'pgd_at',        # standard | pgd_at | trades | hinge | gaussian_augment | package.module:fn
       'beta': 6.0,             # trades
+      'sigma': 0.0,            # gaussian_augment: noise level σ (pixels in [0, 1])
   })
   c.attack = train_attack_config(7)
   c.eval_attack = attack_config(20, restarts=1)

@@ -76,6 +76,10 @@ def _check_positive(name: str, value, minimum=1) -> None:
     raise errors.UserError(f'{name}={value} must be >= {minimum}.')
 
 
+# Losses that train on clean (or noisy) inputs and never call the training attack.
+ATTACK_FREE_LOSSES = ('standard', 'gaussian_augment')
+
+
 def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Checks what can be checked without data; returns the resolved config.
 
@@ -124,6 +128,14 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     _check_positive(f'{block}.num_steps', c.num_steps, 0)
     _check_positive(f'{block}.restarts', c.restarts)
     attacks.from_config(c, (0.0, 1.0))  # the attack's own checks (reach, loss, ...)
+  if config.loss.name in ATTACK_FREE_LOSSES and atk.eps > 0:
+    raise errors.UserError(
+        f'loss {config.loss.name!r} does not run the training attack, but attack.eps='
+        f'{atk.eps}: set attack.eps=0, or pick a loss that trains at the attack\'s output '
+        f'(pgd_at, trades, hinge).')
+  if config.loss.name == 'gaussian_augment' and not config.loss.get('sigma', 0) > 0:
+    raise errors.UserError(f'loss gaussian_augment needs loss.sigma > 0 (the noise level); got '
+                           f'loss.sigma={config.loss.get("sigma")}.')
   if atk.name != 'pgd':
     raise errors.UserError(f'attack.name={atk.name!r}: training runs PGD (name \'pgd\'); '
                            f'the other attacks ({", ".join(attacks.NAMES[1:])}) are for '

@@ -123,6 +123,18 @@ def trades(params, model_state, batch, rng, ctx: Context):
   return loss, (metrics, state)
 
 
+@LOSSES.register('gaussian_augment')
+def gaussian_augment(params, model_state, batch, rng, ctx: Context):
+  """Cross-entropy on x + σε, ε ~ N(0, I) in pixel space, not clipped
+  (Cohen et al. 2019: the base classifier of randomized smoothing, `tradeoff.smoothing`);
+  `ctx.config.sigma` is σ. The attack is not run (attack.eps must be 0)."""
+  x, y = batch['image'], batch['label']
+  noisy = x + ctx.config.sigma * jax.random.normal(rng, x.shape, x.dtype)
+  logits, new_state = ctx.apply(params, model_state, noisy, train=True)
+  loss = jnp.mean(objectives.cross_entropy(logits, y))
+  return loss, ({'loss': loss, 'accuracy': accuracy(logits, y)}, new_state)
+
+
 def get(name: str):
   """The loss function registered as `name`, or a 'package.module:fn' import."""
   return LOSSES.get(name)

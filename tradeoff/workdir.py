@@ -43,7 +43,7 @@ RESUMABLE_CHANGES = ('log_every', 'checkpoint_every', 'eval_every', 'max_checkpo
 # Config fields added to the schema after runs were made with it, and the value
 # that reproduces the older behaviour: a saved config without the field is read
 # as having that value, so older runs still resume and count as finished.
-ADDED_FIELDS = {'model.keep_features': [], 'num_robust_eval_examples': 0,
+ADDED_FIELDS = {'model.keep_features': [], 'num_robust_eval_examples': 0, 'loss.sigma': 0.0,
                 'attack.name': 'pgd', 'attack.targets': 9,
                 'eval_attack.name': 'pgd', 'eval_attack.targets': 9,
                 'attack.autoattack': configlib.autoattack_config().to_dict(),
