@@ -1,5 +1,7 @@
 """Randomized smoothing: CERTIFY and PREDICT against the closed form of a linear
 base classifier, abstention, determinism, and the noise-augmentation loss."""
+import os
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -146,3 +148,38 @@ def test_config_rejects_noise_training_without_sigma_or_with_an_attack():
   with pytest.raises(ValueError, match="'gaussian_augment' does not run the training attack, "
                                        "but attack.eps=0.3"):
     experiment.validate(c)
+
+
+def test_certify_figure_from_a_sweep_of_noise_trained_runs(tmp_path):
+  from tradeoff import train  # pylint: disable=g-import-not-at-top
+  from tradeoff.figures import common  # pylint: disable=g-import-not-at-top
+  from tradeoff.figures import smoothing as smoothing_fig  # pylint: disable=g-import-not-at-top
+  import tiny_configs  # pylint: disable=g-import-not-at-top
+  runs = []
+  for sigma in (0.25, 0.5):
+    c = tiny_configs.tiny_config()
+    c.loss.name, c.loss.sigma, c.eps = 'gaussian_augment', sigma, 0.0
+    wd = str(tmp_path / f'sigma={sigma}')
+    train.train_and_evaluate(c, wd)
+    runs.append({'workdir': wd, 'status': 'finished', 'point': {'loss.sigma': sigma}})
+  sweep = common.write_json(str(tmp_path / 'tiny_smoothing.json'),
+                            {'sweep': 'tiny_smoothing', 'runs': runs[::-1]})
+  paths = smoothing_fig.run(sweep, str(tmp_path), str(tmp_path), False, num_examples=20,
+                            n0=20, n=200, predict_n=100, chunk=20, batch_size=10)
+  res = common.read_json(paths[0])
+  assert [m['sigma'] for m in res['models']] == [0.25, 0.5]
+  for m in res['models']:
+    acc = list(m['certified_accuracy'].values())
+    assert acc == sorted(acc, reverse=True) and acc[-1] == 0.0  # 4σ is out of n = 200's reach
+    assert len(m['radius']) == 20 and 0.0 <= m['smoothed_clean_accuracy'] <= 1.0
+    # Certified at radius 0 = certified with the right class; recomputed from the kept examples.
+    right = np.array(m['prediction']) == np.array(m['labels'])
+    assert m['certified_accuracy']['0.0'] == np.mean(right)
+  assert res['max_certifiable_radius_over_sigma'] == pytest.approx(
+      stats.norm.ppf(0.001 ** (1 / 200)))
+  assert os.path.exists(paths[1])
+  c = tiny_configs.tiny_config()
+  wd = str(tmp_path / 'plain')
+  train.train_and_evaluate(c, wd)
+  with pytest.raises(ValueError, match="trained with loss 'pgd_at'.*gaussian_augment"):
+    smoothing_fig.certify_run(wd, 10, 20, 20, 20, 0.001, 20, 10)

@@ -8,6 +8,7 @@ r"""Runs the experiments behind a figure and draws it.
     python -m tradeoff.figures reference [--datasets=mnist,fashion_mnist]
     python -m tradeoff.figures docs [--check]
     python -m tradeoff.figures sanity --workdir=runs/mnist_linf [--sanity_examples=500]
+    python -m tradeoff.figures smoothing --results=figures/results/smoothing_mnist.json
 
 Commands:
   theory   §2: Theorem 2.1 bound, Theorem 2.2 SVMs, the Gaussian variant
@@ -32,6 +33,11 @@ Commands:
   sanity   evaluation sanity checks of one trained run (--workdir): robust accuracy
            over an ε grid under APGD-CE and Square, monotone, reaching 0, black box
            never ahead of white box (figures/sanity_<run>.png, results/sanity_<run>.json).
+  smoothing
+           randomized smoothing: CERTIFY and PREDICT for each Gaussian-noise base
+           classifier of a collected sweep (--results), certified accuracy vs ℓ2
+           radius per σ and the σ trade-off (figures/certify_<sweep>.png from
+           figures/results/certify_<sweep>.json).
   docs     rewrites the generated tables of docs/*.md from the result files they
            name (--check: fail instead if one is out of date).
   table    a markdown table of the runs in --results=a.json,b.json (e.g. the
@@ -67,6 +73,14 @@ _CHECK = flags.DEFINE_bool('check', False, 'docs: fail if a generated table is o
 _SANITY_EXAMPLES = flags.DEFINE_integer('sanity_examples', 500, 'sanity: test images attacked.')
 _SANITY_STEPS = flags.DEFINE_integer('sanity_steps', 100, 'sanity: APGD-CE iterations.')
 _SANITY_QUERIES = flags.DEFINE_integer('sanity_queries', 1000, 'sanity: Square queries.')
+_CERTIFY_EXAMPLES = flags.DEFINE_integer('certify_examples', 500,
+                                         'smoothing: test images certified.')
+_CERTIFY_N0 = flags.DEFINE_integer('certify_n0', 100, 'smoothing: CERTIFY selection samples.')
+_CERTIFY_N = flags.DEFINE_integer('certify_n', 10_000,
+                                  'smoothing: CERTIFY estimation samples (Cohen et al.: 100 000).')
+_PREDICT_N = flags.DEFINE_integer('predict_n', 1000, 'smoothing: PREDICT samples.')
+_CERTIFY_ALPHA = flags.DEFINE_float('certify_alpha', 0.001,
+                                    'smoothing: failure probability α of CERTIFY and PREDICT.')
 
 
 def _theory(workdir):
@@ -119,12 +133,24 @@ def _sanity(workdir):
                     square_queries=_SANITY_QUERIES.value)
 
 
+def _smoothing(workdir):
+  del workdir
+  if not _RESULTS.value:
+    raise errors.UserError('smoothing needs --results=figures/results/<sweep name>.json '
+                           '(a collected sweep of gaussian_augment runs).')
+  from tradeoff.figures import smoothing  # pylint: disable=g-import-not-at-top
+  return smoothing.run(_RESULTS.value, _RESULTS_DIR.value, _FIGURES_DIR.value,
+                       _PLOT_ONLY.value, num_examples=_CERTIFY_EXAMPLES.value,
+                       n0=_CERTIFY_N0.value, n=_CERTIFY_N.value, predict_n=_PREDICT_N.value,
+                       alpha=_CERTIFY_ALPHA.value)
+
+
 COMMANDS = {'theory': _theory, 'binary_mnist': _binary_mnist,
             'figure1': _sweep_figure('figure1'), 'figure7': _sweep_figure('figure7'),
             'table': _sweep_figure('table'), 'gradients': _perception('gradients'),
             'adversarial': _perception('adversarial'),
             'interpolation': _perception('interpolation'), 'reference': _reference,
-            'docs': _docs, 'sanity': _sanity}
+            'docs': _docs, 'sanity': _sanity, 'smoothing': _smoothing}
 
 
 def main(argv):
