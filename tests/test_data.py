@@ -165,3 +165,23 @@ def test_decoded_arrays_are_cached_and_a_changed_dataset_is_decoded_again(
   assert data._array_cache_path(str(copy)) != before  # pylint: disable=protected-access
   monkeypatch.delenv(data.ARRAY_CACHE_ENV)
   assert data._array_cache_path(version_dir) is None  # pylint: disable=protected-access
+
+
+def test_validation_split_is_held_out_balanced_seeded_and_recorded():
+  full = data.load(_data_cfg('synthetic'), seed=0)
+  ds = data.load(_data_cfg('synthetic', validation_size=100, train_size=500), seed=0)
+  assert len(ds.y_val) == 100 and np.bincount(ds.y_val).tolist() == [50, 50]
+  assert len(ds.y_train) == 500
+  # Held out: no validation row is also a training row (rows of 51 Gaussian features are unique).
+  rows = {r.tobytes() for r in full.x_train}
+  val_rows = {r.tobytes() for r in ds.x_val}
+  assert val_rows <= rows and not val_rows & {r.tobytes() for r in ds.x_train}
+  info = ds.info['validation']
+  assert info['num_examples'] == 100 and info['per_class'] == [50, 50] and info['seed'] == 0
+  again = data.load(_data_cfg('synthetic', validation_size=100, train_size=500), seed=0)
+  np.testing.assert_array_equal(again.x_val, ds.x_val)
+  other = data.load(_data_cfg('synthetic', validation_size=100, train_size=500), seed=1)
+  assert other.info['validation']['indices_sha256'] != info['indices_sha256']
+  assert data.load(_data_cfg('synthetic'), seed=0).y_val is None
+  with pytest.raises(ValueError, match=r'data.validation_size=5000 must be in \[2, 2000\]'):
+    data.load(_data_cfg('synthetic', validation_size=5000), seed=0)

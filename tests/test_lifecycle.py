@@ -340,3 +340,78 @@ def test_provenance_names_the_host_precisely():
   if ' avx2' in flags:
     assert 'avx2' in host['cpu_flags']
   assert host['cpu'] in provenance.device_description()
+
+
+def _validated_config():
+  c = tiny_config()
+  c.data.synthetic.num_train = 96
+  c.data.validation_size = 32
+  c.num_train_steps = 12
+  c.eval_every = 2
+  c.eval_train_examples = 32
+  c.checkpoint_every = 2
+  c.max_checkpoints = 10
+  c.optim.learning_rate = 0.5
+  return c
+
+
+def test_the_best_validation_checkpoint_is_kept_and_evaluated_beside_the_last(tmp_path):
+  wd = str(tmp_path / 'run')
+  results = train.train_and_evaluate(_validated_config(), wd)
+  evals = [json.loads(l) for l in open(os.path.join(wd, 'metrics.jsonl'))]
+  val = [(e['step'], e['val/robust_accuracy']) for e in evals if 'val/robust_accuracy' in e]
+  assert [s for s, _ in val] == list(range(2, 13, 2))       # every eval_every and the last
+  assert all('train_eval/robust_accuracy' in e for e in evals if 'val/robust_accuracy' in e)
+  best_step, best_acc = max(val, key=lambda sv: (sv[1], -sv[0]))   # first of the best
+  best = results['best_checkpoint']
+  assert (best['step'], best['validation']['robust_accuracy']) == (best_step, best_acc)
+  assert best['validation']['num_examples'] == 32
+  assert results['last_checkpoint_validation']['robust_accuracy'] == val[-1][1]
+  assert results['data']['validation']['per_class'] == [16, 16]
+  # The kept checkpoint is the state at that step, and its test numbers are its own.
+  mngr = workdir_lib.best_checkpoint_manager(wd)
+  assert mngr.all_steps() == [best_step]
+  kept = mngr.restore(best_step, args=workdir_lib.ocp.args.Composite(
+      state=workdir_lib.ocp.args.StandardRestore()))['state']['params']
+  jax.tree.map(np.testing.assert_array_equal, kept, _params(wd, best_step))
+  exp, states = experiment.restore(workdir_lib.load_config(wd), wd, steps=[best_step])
+  assert best['test']['clean_accuracy'] == pytest.approx(
+      _clean_accuracy(exp, states[best_step]), abs=1e-9)
+
+
+def _clean_accuracy(exp, state):
+  from tradeoff import models  # pylint: disable=g-import-not-at-top
+  logits = models.apply(exp.module, state.params, state.model_state,
+                        data.to_float(exp.ds.x_test), train=False)[0]
+  return float(np.mean(np.asarray(models.predict(logits)) == exp.ds.y_test))
+
+
+def test_a_run_killed_between_evaluations_keeps_the_same_best_checkpoint(tmp_path, monkeypatch):
+  clean = train.train_and_evaluate(_validated_config(), str(tmp_path / 'clean'))
+  real = train.accuracy.evaluate_clean_and_robust
+  calls = []
+
+  def dies_at_step_ten(*args, **kwargs):   # in the validation pass of the 5th evaluation
+    calls.append(1)
+    if len(calls) == 15:
+      raise KeyboardInterrupt('killed')
+    return real(*args, **kwargs)
+
+  wd = str(tmp_path / 'killed')
+  monkeypatch.setattr(train.accuracy, 'evaluate_clean_and_robust', dies_at_step_ten)
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(_validated_config(), wd)
+  monkeypatch.setattr(train.accuracy, 'evaluate_clean_and_robust', real)
+  assert not os.path.exists(os.path.join(wd, 'results.json'))
+  resumed = train.train_and_evaluate(_validated_config(), wd)
+  assert resumed['resumed_from_step'] == 8
+  assert _untimed(resumed['best_checkpoint']) == _untimed(clean['best_checkpoint'])
+  assert (_untimed(resumed['last_checkpoint_validation'])
+          == _untimed(clean['last_checkpoint_validation']))
+
+
+def _untimed(record):
+  """An evaluation record without its wall times."""
+  if isinstance(record, dict):
+    return {k: _untimed(v) for k, v in record.items() if not k.endswith('time_s')}
+  return record

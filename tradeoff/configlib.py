@@ -131,6 +131,8 @@ def base_config(*, dataset: str, norm: str, eps: float, model: str) -> ml_collec
       'download': True,        # let tfds download an unprepared dataset
       'classes': (),           # e.g. (5, 7): keep these classes, relabelled 0..k-1
       'train_size': 0,         # > 0: class-balanced seeded subset of this size
+      'validation_size': 0,    # > 0: hold out this many training examples (class-balanced,
+                               # seeded) to validate on; the best checkpoint is kept
       'augment': 'none',       # 'none' or 'crop_flip'
       'batch_size': 128,       # global, split over local devices
       'eval_batch_size': 500,
@@ -174,7 +176,8 @@ def base_config(*, dataset: str, norm: str, eps: float, model: str) -> ml_collec
   c.num_robust_eval_examples = 0  # > 0: attack only the first n of them (clean: all)
   c.log_every = 100
   c.checkpoint_every = 1000
-  c.eval_every = 0             # > 0: also evaluate during training
+  c.eval_every = 0             # > 0: also evaluate during training (test, validation, train)
+  c.eval_train_examples = 0    # > 0: those evaluations also attack the first n training examples
   c.max_checkpoints = 3
   c.tensorboard = True
   c.progress_bar = True

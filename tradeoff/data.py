@@ -12,6 +12,7 @@ have, and a training set smaller than a batch is still well defined.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import functools
 import logging
 import os
@@ -47,6 +48,9 @@ class Dataset:
     bounds: (lo, hi) the valid input box that attacks project onto, or None
       for unbounded (synthetic) features.
     info: provenance written to results.json (source, sizes, classes, ...).
+    x_val: held-out validation inputs taken from the training set
+      (data.validation_size), or None.
+    y_val: their labels, or None.
   """
   name: str
   x_train: np.ndarray
@@ -58,6 +62,8 @@ class Dataset:
   std: tuple[float, ...]
   bounds: tuple[float, float] | None
   info: dict
+  x_val: np.ndarray | None = None
+  y_val: np.ndarray | None = None
 
 
 def to_float(x: np.ndarray) -> np.ndarray:
@@ -159,7 +165,7 @@ def _array_cache_path(version_dir: str) -> str | None:
   root = os.environ.get(ARRAY_CACHE_ENV, '')
   if not root:
     return None
-  import hashlib  # pylint: disable=g-import-not-at-top
+
   h = hashlib.sha256(os.path.abspath(version_dir).encode())
   for entry in sorted(os.scandir(version_dir), key=lambda e: e.name):
     if entry.is_file():
@@ -255,8 +261,15 @@ def select_classes(ds: Dataset, classes) -> Dataset:
           if 'class_names' in ds.info else {})})
 
 
-def balanced_subset_indices(y: np.ndarray, n: int, num_classes: int,
-                            seed: int) -> np.ndarray:
+# Salts of the seeded draws from the training set, so the validation split and
+# the training subset of one seed are independent draws.
+TRAIN_SUBSET_SALT = 0x5EB5E7
+VALIDATION_SALT = 0x7A11D
+
+
+def balanced_subset_indices(y: np.ndarray, n: int, num_classes: int, seed: int,
+                            salt: int = TRAIN_SUBSET_SALT,
+                            name: str = 'data.train_size') -> np.ndarray:
   """Indices of a class-balanced random subset of size n, a pure fn of seed.
 
   Each class gets n // K examples and the first n % K classes one more; a class
@@ -266,9 +279,9 @@ def balanced_subset_indices(y: np.ndarray, n: int, num_classes: int,
   with one seed are nested.
   """
   if not num_classes <= n <= len(y):
-    raise errors.UserError(f'data.train_size={n} must be in [{num_classes}, {len(y)}] '
+    raise errors.UserError(f'{name}={n} must be in [{num_classes}, {len(y)}] '
                      f'(number of classes, training examples).')
-  rng = np.random.default_rng([seed, 0x5EB5E7])
+  rng = np.random.default_rng([seed, salt])
   available = [int(np.sum(y == k)) for k in range(num_classes)]
   counts = [0] * num_classes
   left, open_classes = n, list(range(num_classes))
@@ -290,15 +303,35 @@ def balanced_subset_indices(y: np.ndarray, n: int, num_classes: int,
 
 
 def load(data_cfg: ml_collections.ConfigDict, seed: int) -> Dataset:
-  """Loads `data_cfg.name`, then applies `classes` and `train_size`."""
+  """Loads `data_cfg.name`, then applies `classes`, `validation_size` and `train_size`.
+
+  The validation split is a class-balanced draw of `validation_size` training
+  examples (seeded by `seed`), removed from the training set before the
+  `train_size` subset is drawn from what is left.
+  """
   ds = DATASETS.get(data_cfg.name)(data_cfg)
   if data_cfg.classes:
     ds = select_classes(ds, data_cfg.classes)
+  info = {}
+  num_val = int(data_cfg.get('validation_size', 0))
+  if num_val > 0:
+    val = balanced_subset_indices(ds.y_train, num_val, ds.num_classes, seed,
+                                  salt=VALIDATION_SALT, name='data.validation_size')
+    rest = np.setdiff1d(np.arange(len(ds.y_train)), val)
+    if len(rest) < ds.num_classes:
+      raise errors.UserError(f'data.validation_size={num_val} leaves {len(rest)} training '
+                             f'examples; at least {ds.num_classes} are needed.')
+    ds = dataclasses.replace(ds, x_val=ds.x_train[val], y_val=ds.y_train[val],
+                             x_train=ds.x_train[rest], y_train=ds.y_train[rest])
+    info['validation'] = {
+        'num_examples': num_val, 'seed': int(seed), 'drawn_from': 'train',
+        'per_class': np.bincount(ds.y_val, minlength=ds.num_classes).tolist(),
+        'indices_sha256': hashlib.sha256(val.astype(np.int64).tobytes()).hexdigest()}
   if data_cfg.train_size > 0:
     idx = balanced_subset_indices(ds.y_train, data_cfg.train_size, ds.num_classes, seed)
     ds = dataclasses.replace(ds, x_train=ds.x_train[idx], y_train=ds.y_train[idx])
   info = {**ds.info, 'name': ds.name, 'num_train': len(ds.y_train),
-          'num_test': len(ds.y_test), 'num_classes': ds.num_classes}
+          'num_test': len(ds.y_test), 'num_classes': ds.num_classes, **info}
   return dataclasses.replace(ds, info=info)
 
 

@@ -107,8 +107,11 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     if b <= 0 or b % num_devices:
       raise errors.UserError(f'data.{name}={b} must be a positive multiple of the '
                              f'{num_devices} local devices.')
+  if config.data.get('validation_size', 0) < 0:
+    raise errors.UserError(f'data.validation_size={config.data.validation_size} must be >= 0 '
+                           f'(0: no validation split).')
   for name in ('num_eval_examples', 'num_robust_eval_examples', 'num_train_steps',
-               'eval_every'):
+               'eval_every', 'eval_train_examples'):
     _check_positive(name, config[name], 0)
   for name in ('log_every', 'checkpoint_every', 'max_checkpoints'):
     _check_positive(name, config[name])

@@ -118,6 +118,21 @@ def _scalars(prefix: str, results: dict) -> dict[str, float]:
   return {f'{prefix}/{k}': v for k, v in results.items() if isinstance(v, (int, float))}
 
 
+def _best_checkpoint(best: dict, mngr, rstate, final: dict, steps: int, run_eval,
+                     num_devices: int) -> dict:
+  """The kept best checkpoint's record: its step, its validation evaluation, and
+  its test evaluation under the run's evaluation attack (the last step's own
+  when it is the best)."""
+  if best['step'] == steps:
+    test = final
+  else:
+    like = parallel.unreplicate(rstate)
+    state, _ = workdir_lib.restore_checkpoint(mngr, best['step'], like)
+    test = run_eval(parallel.replicate(state, num_devices))
+  return {'step': best['step'], 'selected_by': 'validation robust accuracy',
+          'validation': best['validation'], 'test': test}
+
+
 def train_or_load(config, workdir: str) -> dict:
   """results.json of a finished run with this config, else trains (or resumes) it."""
   results = workdir_lib.finished_results(config, workdir)
@@ -167,11 +182,47 @@ def train_and_evaluate(config, workdir: str) -> dict:
                 accuracy.make_eval_step(module, attacks.Attack()))
   stream = data.TrainStream(ds.x_train, ds.y_train, cfg.data.batch_size, cfg.seed)
   x_eval, y_eval = experiment.eval_split(cfg, ds)
+  n_train_eval = min(cfg.eval_train_examples, len(ds.y_train))
 
-  def run_eval(st):
+  def run_eval(st, x=x_eval, y=y_eval, num_robust=cfg.num_robust_eval_examples):
     return accuracy.evaluate_clean_and_robust(
-        module, exp.eval_attack, st.params, st.model_state, x_eval, y_eval,
-        cfg.data.eval_batch_size, k_eval, cfg.num_robust_eval_examples, eval_steps)
+        module, exp.eval_attack, st.params, st.model_state, x, y,
+        cfg.data.eval_batch_size, k_eval, num_robust, eval_steps)
+
+  # With a validation split, the checkpoint with the best validation robust
+  # accuracy among the evaluations (every eval_every steps, and the last step) is
+  # kept in best_checkpoint/. Evaluations are deterministic and run before the
+  # checkpoint of their step, so a resumed run makes the same choice.
+  best_mngr = workdir_lib.best_checkpoint_manager(workdir) if ds.y_val is not None else None
+  best = workdir_lib.best_checkpoint_meta(best_mngr) if best_mngr else None
+
+  def validate_and_keep_best(st, done: int) -> dict:
+    nonlocal best
+    val = run_eval(st, ds.x_val, ds.y_val, 0)
+    if best is None or val['robust_accuracy'] > best['validation']['robust_accuracy']:
+      best = {'step': done, 'validation': val}
+      workdir_lib.save_checkpoint(best_mngr, done, parallel.unreplicate(st), best)
+      best_mngr.wait_until_finished()
+      logging.info('step %d: best validation robust accuracy so far (%.4f); kept in %s',
+                   done, val['robust_accuracy'], workdir_lib.best_checkpoint_dir(workdir))
+    return val
+
+  def periodic_eval(st, done: int, test: bool = True) -> dict:
+    """Test, training-subset and validation evaluations at step `done`, logged."""
+    scalars, out = {}, {}
+    if test:
+      scalars.update(_scalars('eval', run_eval(st)))
+    if n_train_eval:
+      out['train'] = run_eval(st, ds.x_train[:n_train_eval], ds.y_train[:n_train_eval], 0)
+      scalars.update(_scalars('train_eval', out['train']))
+    if best_mngr is not None:
+      out['validation'] = validate_and_keep_best(st, done)
+      scalars.update(_scalars('val', out['validation']))
+    if scalars:
+      writer.write(done, scalars)
+      logging.info('step %d: %s', done, ', '.join(
+          f'{k}={v:.4g}' for k, v in scalars.items() if k.endswith('_accuracy')))
+    return out
 
   writer = writers.MetricWriter(workdir, tensorboard=cfg.tensorboard)
   progress = writers.Progress(steps, start_step) if cfg.progress_bar else None
@@ -221,6 +272,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
       is_ckpt = done % cfg.checkpoint_every == 0 or done == steps
       if done % cfg.log_every == 0 or is_ckpt or stop.signum is not None:
         flush(done)
+      if cfg.eval_every > 0 and done % cfg.eval_every == 0 and done != steps:
+        periodic_eval(rstate, done)
       if is_ckpt or stop.signum is not None:
         save(done)
       if stop.signum is not None:
@@ -232,8 +285,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
         raise errors.Interrupted(f'stopped by {name} at step {done}/{steps}; checkpoint '
                                  f'saved in {workdir_lib.checkpoint_dir(workdir)}. Run the '
                                  f'same command to resume.', stop.signum)
-      if cfg.eval_every > 0 and done % cfg.eval_every == 0 and done != steps:
-        writer.write(done, _scalars('eval', run_eval(rstate)))
   flush(steps)
   train_seconds += time.time() - t_train
   mngr.wait_until_finished()
@@ -242,8 +293,14 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   t_eval = time.time()
   final = run_eval(rstate)
-  eval_seconds = time.time() - t_eval
   writer.write(steps, _scalars('eval', final))
+  last = periodic_eval(rstate, steps, test=False)
+  selection = {}
+  if best_mngr is not None:
+    selection = {'last_checkpoint_validation': last['validation'],
+                 'best_checkpoint': _best_checkpoint(best, best_mngr, rstate, final, steps,
+                                                     run_eval, num_devices)}
+  eval_seconds = time.time() - t_eval
   writer.close()
   results = {
       'config': workdir_lib.as_json(config),
@@ -261,6 +318,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
       'train_attack': {**exp.train_attack.describe(), 'eps_warmup_steps': warmup_steps},
       'eval_attack': exp.eval_attack.describe(),
       **final,
+      **selection,
   }
   path = workdir_lib.write_results(workdir, results)
   logging.info('clean accuracy %.4f, robust accuracy %.4f (%s, eps=%g) -> %s',

@@ -37,13 +37,15 @@ from tradeoff import configlib
 from tradeoff import errors
 
 # Fields that may change when a run is resumed: they do not change what is trained.
-RESUMABLE_CHANGES = ('log_every', 'checkpoint_every', 'eval_every', 'max_checkpoints',
+RESUMABLE_CHANGES = ('log_every', 'checkpoint_every', 'eval_every', 'eval_train_examples',
+                     'max_checkpoints',
                      'data.data_dir', 'data.download', 'tensorboard', 'progress_bar')
 
 # Config fields added to the schema after runs were made with it, and the value
 # that reproduces the older behaviour: a saved config without the field is read
 # as having that value, so older runs still resume and count as finished.
 ADDED_FIELDS = {'model.keep_features': [], 'num_robust_eval_examples': 0, 'loss.sigma': 0.0,
+                'data.validation_size': 0, 'eval_train_examples': 0,
                 'attack.name': 'pgd', 'attack.targets': 9,
                 'eval_attack.name': 'pgd', 'eval_attack.targets': 9,
                 'attack.autoattack': configlib.autoattack_config().to_dict(),
@@ -192,6 +194,28 @@ def checkpoint_manager(workdir: str, max_to_keep: int = 3) -> ocp.CheckpointMana
       options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
                                            cleanup_tmp_directories=True),
       item_names=('state', 'meta'))
+
+
+def best_checkpoint_dir(workdir: str) -> str:
+  return os.path.abspath(os.path.join(workdir, 'best_checkpoint'))
+
+
+def best_checkpoint_manager(workdir: str) -> ocp.CheckpointManager:
+  """The one checkpoint with the best validation robust accuracy so far (its meta
+  says which step and what it scored)."""
+  return ocp.CheckpointManager(
+      best_checkpoint_dir(workdir),
+      options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True,
+                                           cleanup_tmp_directories=True),
+      item_names=('state', 'meta'))
+
+
+def best_checkpoint_meta(mngr: ocp.CheckpointManager) -> dict | None:
+  """The meta of the kept best checkpoint, or None before the first is saved."""
+  step = mngr.latest_step()
+  if step is None:
+    return None
+  return dict(mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta'])
 
 
 def save_checkpoint(mngr: ocp.CheckpointManager, step: int, state: Any, meta: dict) -> None:
