@@ -9,9 +9,12 @@ A sweep config (configs/sweeps/*.py) defines get_config() returning:
                Cartesian product, the sweep is their union (duplicates dropped)
     budget:    {'steps': S, 'min_epochs': E} or {}: each run trains
                max(S, ceil(E·n/batch)) steps, n its training-set size
+               (E = 0: S steps, whatever n)
     reuse:     optional names of other sweeps under the same root: a run that
                one of them has already finished with the same config is
                collected from there instead of being trained again
+    unnamed:   optional grid keys left out of run names, for values that follow
+               from the named ones (e.g. a teacher's path from labelled_size)
 
 `expand` names each run from its grid point ('eps=0.3,data.train_size=60000,seed=0');
 `workdir_of` gives a run's directory from its sweep file and grid point, so
@@ -73,8 +76,9 @@ def expand(sweep: ml_collections.ConfigDict, root: str) -> list[Run]:
         seen.add(ident)
         points.append(point)
   runs = []
+  unnamed = set(sweep.get('unnamed', ()))
   for i, point in enumerate(points):
-    name = ','.join(f'{k}={_format(v)}' for k, v in point.items())
+    name = ','.join(f'{k}={_format(v)}' for k, v in point.items() if k not in unnamed)
     runs.append(Run(i, name, point, os.path.join(root, sweep.name, name)))
   return runs
 
@@ -101,12 +105,12 @@ def run_config(sweep: ml_collections.ConfigDict, run: Run) -> ml_collections.Con
     _set(config, key, value)
   budget = dict(sweep.get('budget', {}))
   if budget:
-    n = config.data.train_size
-    if n <= 0:
-      raise errors.UserError(f'Run {run.name}: a step budget needs data.train_size > 0.')
-    steps = max(int(budget['steps']),
-                math.ceil(budget.get('min_epochs', 0) * n / config.data.batch_size))
-    config.num_train_steps = steps
+    n, min_epochs = config.data.train_size, budget.get('min_epochs', 0)
+    if min_epochs and n <= 0:
+      raise errors.UserError(f'Run {run.name}: a budget in epochs (min_epochs) needs '
+                             f'data.train_size > 0.')
+    config.num_train_steps = max(int(budget['steps']),
+                                 math.ceil(min_epochs * max(n, 0) / config.data.batch_size))
   config.progress_bar = False
   return config
 
@@ -174,6 +178,45 @@ def eps_sweep(name: str, base: str, eps, seeds=(0,), reuse=(),
             *extra_grid]
   s.budget = {'steps': 1200, 'min_epochs': 2}
   s.reuse = tuple(reuse)
+  return s
+
+
+def frontier_sweep(name: str, base: str, train_eps, betas, overrides=None,
+                   budget=None) -> ml_collections.ConfigDict:
+  """PGD adversarial training over `train_eps` and TRADES over `betas` (at the
+  config's ε), every model evaluated at the config's ε: the points of a
+  standard-vs-robust frontier (tradeoff.figures frontier). The reduced MNIST
+  scale and budget of eps_sweep unless `overrides` / `budget` are given."""
+  s = ml_collections.ConfigDict()
+  s.name = name
+  s.base = base
+  if overrides is None:
+    overrides = reduced_mnist_overrides() + (('data.train_size', 60000),)
+  s.overrides = tuple(overrides)
+  s.grid = [(('loss.name', ('pgd_at',)), ('attack.eps', tuple(train_eps))),
+            (('loss.name', ('trades',)), ('loss.beta', tuple(betas)))]
+  s.budget = {'steps': 1200, 'min_epochs': 2} if budget is None else dict(budget)
+  return s
+
+
+def rst_sweep(name: str, base: str, eps: float, labelled=(1000, 10000),
+              root: str = DEFAULT_ROOT) -> ml_collections.ConfigDict:
+  """Robust self-training against its baselines at the reduced MNIST scale: for
+  each number n of labelled examples, standard and adversarial training on the n,
+  then adversarial training on all training images, n of them labelled and the
+  rest labelled by that standard model (the teacher, a run of this sweep, trained
+  first in grid order). 1200 steps each, as in the size sweeps."""
+  s = ml_collections.ConfigDict()
+  s.name = name
+  s.base = base
+  s.overrides = reduced_mnist_overrides()
+  s.grid = [(('eps', (0.0, eps)), ('data.train_size', tuple(labelled)), ('seed', (0,)))]
+  for n in labelled:
+    teacher = os.path.join(root, name, f'eps=0,data.train_size={n},seed=0')
+    s.grid.append((('eps', (eps,)), ('data.labelled_size', (n,)),
+                   ('data.pseudo_label_from', (teacher,)), ('seed', (0,))))
+  s.budget = {'steps': 1200, 'min_epochs': 0}
+  s.unnamed = ('data.pseudo_label_from',)   # a function of data.labelled_size here
   return s
 
 

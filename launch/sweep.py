@@ -44,7 +44,8 @@ _RUN = flags.DEFINE_integer('run', None, 'Internal: train run number RUN of the 
 RESULT_FIELDS = ('clean_accuracy', 'robust_accuracy', 'num_examples', 'num_robust_examples',
                  'robust_subset_clean_accuracy', 'clean_loss', 'adv_loss',
                  'train_attack', 'eval_attack', 'wall_time_s', 'train_time_s', 'eval_time_s',
-                 'train_steps', 'num_params', 'commit', 'device', 'versions', 'data')
+                 'train_steps', 'num_params', 'commit', 'device', 'versions', 'data',
+                 'best_checkpoint', 'last_checkpoint_validation')
 
 
 def resolve_reuse(sweep, runs: list[Run], root: str) -> list[Run]:

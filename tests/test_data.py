@@ -185,3 +185,21 @@ def test_validation_split_is_held_out_balanced_seeded_and_recorded():
   assert data.load(_data_cfg('synthetic'), seed=0).y_val is None
   with pytest.raises(ValueError, match=r'data.validation_size=5000 must be in \[2, 2000\]'):
     data.load(_data_cfg('synthetic', validation_size=5000), seed=0)
+
+
+def test_restricted_imagenet_keeps_the_nine_ranges_in_order():
+  from tradeoff import imagenet  # pylint: disable=g-import-not-at-top
+  table = imagenet.restricted_label_table()
+  kept = {int(c): int(table[c]) for c in np.flatnonzero(table >= 0)}
+  assert len(kept) == (268 - 151 + 1) + 5 + 3 + 5 + 21 + 18 + 9 + 4 + 20 == 203
+  assert (kept[151], kept[268], kept[281], kept[285]) == (0, 0, 1, 1)     # dog, cat
+  assert (kept[30], kept[32], kept[33], kept[37]) == (2, 2, 3, 3)         # frog, turtle
+  assert (kept[80], kept[100], kept[365], kept[382]) == (4, 4, 5, 5)      # bird, primate
+  assert (kept[389], kept[397], kept[118], kept[121]) == (6, 6, 7, 7)     # fish, crab
+  assert (kept[300], kept[319]) == (8, 8)                                 # insect
+  for dropped in (0, 29, 38, 79, 101, 117, 122, 150, 269, 280, 286, 299, 320, 364, 383, 388,
+                  398, 999):
+    assert table[dropped] == -1
+  np.testing.assert_array_equal(imagenet.restricted_labels([151, 0, 319]), [0, -1, 8])
+  assert imagenet.RESTRICTED_CLASS_NAMES == ('dog', 'cat', 'frog', 'turtle', 'bird', 'primate',
+                                             'fish', 'crab', 'insect')

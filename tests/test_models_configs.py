@@ -144,3 +144,34 @@ def test_bad_choices_are_named_with_valid_options():
   c.eval_attack.autoattack.apgd_steps = 2
   with pytest.raises(ValueError, match=r'eval_attack \(num_steps=2, restarts=1\) is weaker'):
     experiment.validate(c)
+
+
+@pytest.mark.parametrize('depth,expected', [(18, 11_689_512), (50, 25_557_032)])
+def test_imagenet_resnets_have_torchvisions_parameter_counts(depth, expected):
+  module = models.ImageNetResNet(num_outputs=1000, depth=depth)
+  shapes = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, 224, 224, 3)))
+  assert sum(int(np.prod(a.shape)) for a in jax.tree.leaves(shapes['params'])) == expected
+  assert set(shapes) == {'params', 'batch_stats'}
+
+
+def test_bfloat16_resnet_computes_in_bf16_with_float32_parameters_and_logits():
+  cfg = configlib.base_config(dataset='cifar10', norm='linf', eps=0.0,
+                              model='imagenet_resnet').model
+  cfg.depth, cfg.dtype = 18, 'bfloat16'
+  half = models.build(cfg, 9, (0.5,) * 3, (0.25,) * 3)
+  cfg.dtype = 'float32'
+  full = models.build(cfg, 9, (0.5,) * 3, (0.25,) * 3)
+  x = jax.random.uniform(jax.random.key(1), (2, 32, 32, 3))
+  variables = full.init(jax.random.key(0), x)
+  assert all(a.dtype == jnp.float32 for a in jax.tree.leaves(variables))
+  lo = half.apply(variables, x)
+  hi = full.apply(variables, x)
+  assert lo.dtype == jnp.float32 and lo.shape == (2, 9)
+  np.testing.assert_allclose(lo, hi, atol=0.1 * float(jnp.abs(hi).max()) + 1e-3)
+  assert not np.array_equal(np.asarray(lo), np.asarray(hi))   # bf16 did round something
+  cfg.name, cfg.dtype = 'madry_cnn', 'bfloat16'
+  with pytest.raises(ValueError, match="model.dtype='bfloat16' is supported by imagenet_resnet"):
+    models.build(cfg, 10, (0.5,), (0.25,))
+  cfg.dtype = 'float16'
+  with pytest.raises(ValueError, match="Unknown model.dtype 'float16'.*bfloat16, float32"):
+    models.build(cfg, 10, (0.5,), (0.25,))

@@ -133,6 +133,8 @@ def base_config(*, dataset: str, norm: str, eps: float, model: str) -> ml_collec
       'train_size': 0,         # > 0: class-balanced seeded subset of this size
       'validation_size': 0,    # > 0: hold out this many training examples (class-balanced,
                                # seeded) to validate on; the best checkpoint is kept
+      'labelled_size': 0,      # > 0: only this many labels are used (robust self-training) ...
+      'pseudo_label_from': '', # ... the rest come from this finished run's predictions
       'augment': 'none',       # 'none' or 'crop_flip'
       'batch_size': 128,       # global, split over local devices
       'eval_batch_size': 500,
@@ -150,6 +152,8 @@ def base_config(*, dataset: str, norm: str, eps: float, model: str) -> ml_collec
       'width': 1.0,            # madry_cnn width multiplier (0.25: 8/16 channels, 256 hidden)
       'units': 5,              # cifar_resnet units per group (5: ResNet-32)
       'widen': 1,              # cifar_resnet width (10: the wide Madry model)
+      'depth': 50,             # imagenet_resnet: 18, 34, 50 or 101
+      'dtype': 'float32',      # imagenet_resnet: 'bfloat16' computes in bf16 (params f32)
   })
   c.loss = ml_collections.ConfigDict({
       'name': 'pgd_at',        # standard | pgd_at | trades | hinge | gaussian_augment | package.module:fn

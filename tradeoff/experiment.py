@@ -107,6 +107,16 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     if b <= 0 or b % num_devices:
       raise errors.UserError(f'data.{name}={b} must be a positive multiple of the '
                              f'{num_devices} local devices.')
+  labelled, teacher = config.data.get('labelled_size', 0), config.data.get('pseudo_label_from', '')
+  if bool(labelled) != bool(teacher) or labelled < 0:
+    raise errors.UserError(
+        f'data.labelled_size={labelled} and data.pseudo_label_from={teacher!r} go together: '
+        f'n > 0 labelled examples and a teacher trained on them (robust self-training), or '
+        f'0 and \'\' (every label is the dataset\'s).')
+  if labelled and config.data.train_size:
+    raise errors.UserError(f'data.train_size={config.data.train_size} with '
+                           f'data.labelled_size={labelled}: robust self-training uses the '
+                           f'whole training set (train_size 0), {labelled} of it labelled.')
   if config.data.get('validation_size', 0) < 0:
     raise errors.UserError(f'data.validation_size={config.data.validation_size} must be >= 0 '
                            f'(0: no validation split).')
@@ -159,12 +169,75 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
   """Validates `config`, loads its data and builds model, attacks and loss context."""
   resolved = validate(config)
   ds = data.load(resolved.data, resolved.seed)
+  if resolved.data.get('pseudo_label_from', ''):
+    ds = pseudo_labelled(ds, resolved)
   module = models.build(resolved.model, ds.num_classes, ds.mean, ds.std,
                         bn_axis_name=parallel.AXIS)
   train_attack = attacks.from_config(resolved.attack, ds.bounds)
   eval_attack = attacks.from_config(resolved.eval_attack, ds.bounds)
   ctx = losses.Context(module=module, attack=train_attack, config=resolved.loss)
   return Experiment(resolved, ds, module, train_attack, eval_attack, ctx)
+
+
+# The teacher's data fields that must match the student's, so that the teacher
+# was trained on exactly the student's labelled examples.
+_TEACHER_MATCH = ('data.name', 'data.classes', 'data.validation_size', 'seed')
+
+
+def pseudo_labelled(ds: data.Dataset, config: ml_collections.ConfigDict) -> data.Dataset:
+  """Robust self-training's data (Carmon et al. 2019; Raghunathan et al. 2020):
+  the training set with every example outside the labelled subset relabelled by
+  a teacher.
+
+  The labelled subset is the class-balanced draw of `data.labelled_size`
+  examples with the run's seed, the one `data.train_size = labelled_size` would
+  train on; the teacher (`data.pseudo_label_from`, a finished run) must have been
+  trained on exactly that subset. Its predictions (newest checkpoint, inference
+  mode) replace the other labels. results.json's data.pseudo_labels records the
+  teacher, the counts, and how many pseudo-labels agree with the true labels.
+  """
+  teacher_wd, n = config.data.pseudo_label_from, int(config.data.labelled_size)
+  results = workdir_lib.read_results(teacher_wd)
+  if results is None:
+    raise errors.UserError(f'data.pseudo_label_from={teacher_wd!r} is not a finished run '
+                           f'(no results.json): train the teacher first.')
+  teacher_cfg = workdir_lib.load_config(teacher_wd)
+  mine = workdir_lib.upgrade(workdir_lib.as_json(config))
+  theirs = workdir_lib.upgrade(workdir_lib.as_json(teacher_cfg))
+
+  def field(c, dotted):
+    for key in dotted.split('.'):
+      c = c.get(key) if isinstance(c, dict) else None
+    return c
+
+  wrong = [f'{k}: {field(theirs, k)!r} (this run: {field(mine, k)!r})' for k in _TEACHER_MATCH
+           if field(theirs, k) != field(mine, k)]
+  if field(theirs, 'data.train_size') != n:
+    wrong.append(f"data.train_size: {field(theirs, 'data.train_size')!r} (this run's "
+                 f'data.labelled_size: {n})')
+  if wrong:
+    raise errors.UserError(f'The teacher {teacher_wd} was not trained on this run\'s labelled '
+                           f'examples; its ' + '; '.join(wrong) + '.')
+  labelled = data.balanced_subset_indices(ds.y_train, n, ds.num_classes, int(config.seed),
+                                          name='data.labelled_size')
+  unlabelled = np.setdiff1d(np.arange(len(ds.y_train)), labelled)
+  teacher, states = restore(teacher_cfg, teacher_wd)
+  state = states[max(states)]
+  apply = jax.jit(lambda x: models.predict(models.apply(
+      teacher.module, state.params, state.model_state, x, train=False)[0]))
+  batch = int(teacher_cfg.data.eval_batch_size)
+  preds = np.concatenate([
+      np.asarray(apply(data.to_float(ds.x_train[unlabelled[i:i + batch]])))
+      for i in range(0, len(unlabelled), batch)]) if len(unlabelled) else np.zeros(0, np.int32)
+  y = ds.y_train.copy()
+  y[unlabelled] = preds
+  info = {'teacher': os.path.abspath(teacher_wd), 'teacher_commit': results.get('commit'),
+          'teacher_checkpoint_step': int(state.step),
+          'teacher_clean_accuracy': results.get('clean_accuracy'),
+          'num_labelled': int(n), 'num_pseudo_labelled': int(len(unlabelled)),
+          'pseudo_label_accuracy': float(np.mean(preds == ds.y_train[unlabelled]))
+                                   if len(unlabelled) else None}
+  return dataclasses.replace(ds, y_train=y, info={**ds.info, 'pseudo_labels': info})
 
 
 def model_record(exp: Experiment) -> dict:

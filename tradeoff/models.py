@@ -152,14 +152,96 @@ class CifarResNet(nn.Module):
     return nn.Dense(self.num_outputs)(x.mean(axis=(1, 2)))
 
 
+_CONV_INIT = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')  # He et al., fan out
+
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
+class _BasicBlock(nn.Module):
+  """Two 3×3 convolutions (ResNet-18/34)."""
+  filters: int
+  stride: int
+  norm: Callable[..., nn.Module]
+  conv: Callable[..., nn.Module]
+
+  @nn.compact
+  def __call__(self, x):
+    y = nn.relu(self.norm()(self.conv(self.filters, (3, 3), self.stride)(x)))
+    y = self.norm()(self.conv(self.filters, (3, 3), 1)(y))
+    if x.shape[-1] != self.filters or self.stride != 1:
+      x = self.norm()(self.conv(self.filters, (1, 1), self.stride)(x))
+    return nn.relu(x + y)
+
+
+class _Bottleneck(nn.Module):
+  """1×1, 3×3 (with the stride: ResNet v1.5, as torchvision), 1×1 ×4 (ResNet-50)."""
+  filters: int
+  stride: int
+  norm: Callable[..., nn.Module]
+  conv: Callable[..., nn.Module]
+
+  @nn.compact
+  def __call__(self, x):
+    y = nn.relu(self.norm()(self.conv(self.filters, (1, 1), 1)(x)))
+    y = nn.relu(self.norm()(self.conv(self.filters, (3, 3), self.stride)(y)))
+    y = self.norm()(self.conv(4 * self.filters, (1, 1), 1)(y))
+    if x.shape[-1] != 4 * self.filters or self.stride != 1:
+      x = self.norm()(self.conv(4 * self.filters, (1, 1), self.stride)(x))
+    return nn.relu(x + y)
+
+
+RESNET_BLOCKS = {18: (_BasicBlock, (2, 2, 2, 2)), 34: (_BasicBlock, (3, 4, 6, 3)),
+                 50: (_Bottleneck, (3, 4, 6, 3)), 101: (_Bottleneck, (3, 4, 23, 3))}
+
+
+class ImageNetResNet(nn.Module):
+  """The ImageNet ResNets of He et al. (2016) as torchvision builds them (v1.5):
+  7×7/2 stem, 3×3/2 max pool, four stages of 64·2^i filters, global average pool.
+
+  ResNet-50 is the Restricted ImageNet model of Tsipras et al. BatchNorm
+  statistics are averaged over `bn_axis_name` under pmap. `dtype` is the
+  computation dtype (bfloat16: mixed precision); parameters, the normalisation
+  of the input and the logits stay float32.
+  """
+  num_outputs: int
+  mean: Sequence[float] = (0.0,)
+  std: Sequence[float] = (1.0,)
+  depth: int = 50
+  bn_axis_name: Any = None
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    if self.depth not in RESNET_BLOCKS:
+      raise errors.UserError(f'model.depth={self.depth}: ImageNet ResNets come in depths '
+                             f'{", ".join(map(str, sorted(RESNET_BLOCKS)))}.')
+    block, stages = RESNET_BLOCKS[self.depth]
+    norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                                dtype=self.dtype, param_dtype=jnp.float32,
+                                axis_name=self.bn_axis_name if train else None)
+    conv = lambda f, k, s: nn.Conv(f, k, s, padding=[(k[0] // 2, k[0] // 2)] * 2,
+                                   use_bias=False, kernel_init=_CONV_INIT, dtype=self.dtype,
+                                   param_dtype=jnp.float32)
+    x = normalize(x, self.mean, self.std).astype(self.dtype)
+    x = nn.relu(norm()(conv(64, (7, 7), 2)(x)))
+    x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+    for i, num_blocks in enumerate(stages):
+      for j in range(num_blocks):
+        x = block(64 * 2 ** i, 2 if (i > 0 and j == 0) else 1, norm, conv)(x)
+    x = x.mean(axis=(1, 2))
+    return nn.Dense(self.num_outputs, dtype=self.dtype, param_dtype=jnp.float32)(x).astype(
+        jnp.float32)
+
+
 MODELS.register('linear')(Linear)
 MODELS.register('mlp')(MLP)
 MODELS.register('madry_cnn')(MadryCNN)
 MODELS.register('cifar_resnet')(CifarResNet)
+MODELS.register('imagenet_resnet')(ImageNetResNet)
 
 # Which config.model fields each model takes (besides num_outputs / mean / std).
 _MODEL_FIELDS = {'linear': ('keep_features',), 'mlp': ('hidden',), 'madry_cnn': ('width',),
-                 'cifar_resnet': ('units', 'widen')}
+                 'cifar_resnet': ('units', 'widen'), 'imagenet_resnet': ('depth',)}
 
 
 def build(model_cfg: ml_collections.ConfigDict, num_classes: int,
@@ -180,8 +262,15 @@ def build(model_cfg: ml_collections.ConfigDict, num_classes: int,
     raise errors.UserError(f'model.num_outputs={model_cfg.num_outputs} is invalid for '
                      f'{num_classes} classes: use 0 (= {num_classes}) or, for 2 classes, 1.')
   kwargs = {f: model_cfg[f] for f in _MODEL_FIELDS.get(model_cfg.name, ())}
-  if model_cfg.name == 'cifar_resnet':
+  if model_cfg.name in ('cifar_resnet', 'imagenet_resnet'):
     kwargs['bn_axis_name'] = bn_axis_name
+  dtype = model_cfg.get('dtype', 'float32')
+  registry.check_choice('model.dtype', dtype, sorted(DTYPES))
+  if dtype != 'float32':
+    if model_cfg.name != 'imagenet_resnet':
+      raise errors.UserError(f'model.dtype={dtype!r} is supported by imagenet_resnet only; '
+                             f'{model_cfg.name} computes in float32.')
+    kwargs['dtype'] = DTYPES[dtype]
   if not model_cfg.normalize:
     mean, std = (0.0,), (1.0,)
   return cls(num_outputs=num_outputs, mean=tuple(mean), std=tuple(std), **kwargs)

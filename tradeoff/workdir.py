@@ -46,6 +46,8 @@ RESUMABLE_CHANGES = ('log_every', 'checkpoint_every', 'eval_every', 'eval_train_
 # as having that value, so older runs still resume and count as finished.
 ADDED_FIELDS = {'model.keep_features': [], 'num_robust_eval_examples': 0, 'loss.sigma': 0.0,
                 'data.validation_size': 0, 'eval_train_examples': 0,
+                'data.labelled_size': 0, 'data.pseudo_label_from': '',
+                'model.depth': 50, 'model.dtype': 'float32',
                 'attack.name': 'pgd', 'attack.targets': 9,
                 'eval_attack.name': 'pgd', 'eval_attack.targets': 9,
                 'attack.autoattack': configlib.autoattack_config().to_dict(),

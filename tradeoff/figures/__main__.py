@@ -9,6 +9,10 @@ r"""Runs the experiments behind a figure and draws it.
     python -m tradeoff.figures docs [--check]
     python -m tradeoff.figures sanity --workdir=runs/mnist_linf [--sanity_examples=500]
     python -m tradeoff.figures smoothing --results=figures/results/smoothing_mnist.json
+    python -m tradeoff.figures overfitting --results=figures/results/overfitting_mnist.json
+    python -m tradeoff.figures reevaluate --results=figures/results/figure6_mnist_linf.json
+    python -m tradeoff.figures frontier --results=figures/results/frontier_mnist_autoattack_fast.json
+    python -m tradeoff.figures rst --results=figures/results/rst_mnist_autoattack_fast.json
 
 Commands:
   theory   §2: Theorem 2.1 bound, Theorem 2.2 SVMs, the Gaussian variant
@@ -38,6 +42,23 @@ Commands:
            classifier of a collected sweep (--results), certified accuracy vs ℓ2
            radius per σ and the σ trade-off (figures/certify_<sweep>.png from
            figures/results/certify_<sweep>.json).
+  overfitting
+           robust overfitting (Rice et al. 2020): train / validation / test robust
+           accuracy over training for each run of a collected sweep (--results) with
+           a validation split, and what the kept best checkpoint recovers
+           (figures/curves_<sweep>.png from figures/results/curves_<sweep>.json).
+  reevaluate
+           a collected sweep's robust runs evaluated again under --attack
+           (autoattack_fast or autoattack) from their checkpoints, written as
+           <results>_<attack>.json in the collected format, so figure1 / figure7 /
+           table draw it with that attack's label.
+  frontier standard vs robust accuracy of PGD-AT over ε and TRADES over β, one point
+           per run of the collected file(s) (--results, comma-separated), with each
+           method's Pareto front and, on the §2 distribution, Theorem 2.1's bound
+           (figures/pareto_<name>.png from figures/results/pareto_<name>.json).
+  rst      robust self-training against standard and adversarial training on the
+           same labelled examples, from a collected rst sweep (--results)
+           (figures/compare_<name>.png from figures/results/compare_<name>.json).
   docs     rewrites the generated tables of docs/*.md from the result files they
            name (--check: fail instead if one is out of date).
   table    a markdown table of the runs in --results=a.json,b.json (e.g. the
@@ -70,6 +91,8 @@ _DATASETS = flags.DEFINE_list('datasets', ['mnist', 'fashion_mnist'],
                               'Datasets (spec entries) for Figures 2-4.')
 _DOCS_DIR = flags.DEFINE_string('docs_dir', 'docs', 'docs: the markdown files to update.')
 _CHECK = flags.DEFINE_bool('check', False, 'docs: fail if a generated table is out of date.')
+_ATTACK = flags.DEFINE_string('attack', 'autoattack_fast',
+                              'reevaluate: autoattack_fast or autoattack.')
 _SANITY_EXAMPLES = flags.DEFINE_integer('sanity_examples', 500, 'sanity: test images attacked.')
 _SANITY_STEPS = flags.DEFINE_integer('sanity_steps', 100, 'sanity: APGD-CE iterations.')
 _SANITY_QUERIES = flags.DEFINE_integer('sanity_queries', 1000, 'sanity: Square queries.')
@@ -145,12 +168,49 @@ def _smoothing(workdir):
                        alpha=_CERTIFY_ALPHA.value)
 
 
+def _overfitting(workdir):
+  del workdir
+  if not _RESULTS.value:
+    raise errors.UserError('overfitting needs --results=figures/results/<sweep name>.json '
+                           '(a collected sweep of runs with data.validation_size > 0).')
+  from tradeoff.figures import overfitting  # pylint: disable=g-import-not-at-top
+  return overfitting.run(_RESULTS.value, _RESULTS_DIR.value, _FIGURES_DIR.value,
+                         _PLOT_ONLY.value)
+
+
+def _reevaluate(workdir):
+  del workdir
+  if not _RESULTS.value:
+    raise errors.UserError('reevaluate needs --results=figures/results/<sweep name>.json.')
+  from tradeoff.figures import reevaluate  # pylint: disable=g-import-not-at-top
+  return reevaluate.run(_RESULTS.value, _ATTACK.value)
+
+
+def _frontier(workdir):
+  del workdir
+  if not _RESULTS.value:
+    raise errors.UserError('frontier needs --results=<collected sweep file>[,<another>].')
+  from tradeoff.figures import frontier  # pylint: disable=g-import-not-at-top
+  return frontier.run(_RESULTS.value.split(','), _RESULTS_DIR.value, _FIGURES_DIR.value,
+                      _PLOT_ONLY.value)
+
+
+def _rst(workdir):
+  del workdir
+  if not _RESULTS.value:
+    raise errors.UserError('rst needs --results=figures/results/rst_<dataset>[_autoattack_fast].json.')
+  from tradeoff.figures import rst  # pylint: disable=g-import-not-at-top
+  return rst.run(_RESULTS.value, _RESULTS_DIR.value, _FIGURES_DIR.value, _PLOT_ONLY.value)
+
+
 COMMANDS = {'theory': _theory, 'binary_mnist': _binary_mnist,
             'figure1': _sweep_figure('figure1'), 'figure7': _sweep_figure('figure7'),
             'table': _sweep_figure('table'), 'gradients': _perception('gradients'),
             'adversarial': _perception('adversarial'),
             'interpolation': _perception('interpolation'), 'reference': _reference,
-            'docs': _docs, 'sanity': _sanity, 'smoothing': _smoothing}
+            'docs': _docs, 'sanity': _sanity, 'smoothing': _smoothing,
+            'overfitting': _overfitting, 'reevaluate': _reevaluate,
+            'frontier': _frontier, 'rst': _rst}
 
 
 def main(argv):
