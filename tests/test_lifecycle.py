@@ -23,7 +23,7 @@ from tradeoff import portable
 from tradeoff import provenance
 from tradeoff import train
 from tradeoff import workdir as workdir_lib
-from tiny_configs import TINY_CONFIG, tiny_config
+from tiny_configs import TINY_CONFIG, tiny_config, validated_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -343,15 +343,9 @@ def test_provenance_names_the_host_precisely():
 
 
 def _validated_config():
-  c = tiny_config()
-  c.data.synthetic.num_train = 96
-  c.data.validation_size = 32
-  c.num_train_steps = 12
-  c.eval_every = 2
-  c.eval_train_examples = 32
+  c = validated_config(eval_every=2)
   c.checkpoint_every = 2
   c.max_checkpoints = 10
-  c.optim.learning_rate = 0.5
   return c
 
 

@@ -24,19 +24,8 @@ def _collected(tmp_path, runs):
                            {'sweep': {'name': 'tiny_sweep'}, 'runs': recs})
 
 
-def _config():
-  c = tiny_configs.tiny_config()
-  c.data.synthetic.num_train = 96
-  c.data.validation_size = 32
-  c.num_train_steps = 12
-  c.eval_every = 3
-  c.eval_train_examples = 32
-  c.optim.learning_rate = 0.5
-  return c
-
-
 def test_curves_peak_and_early_stopping_come_from_the_runs_records(tmp_path):
-  path = _collected(tmp_path, [('run', _config())])
+  path = _collected(tmp_path, [('run', tiny_configs.validated_config())])
   paths = overfitting.run(path, str(tmp_path), str(tmp_path), False)
   res = common.read_json(paths[0])
   (r,) = res['runs']

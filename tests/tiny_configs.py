@@ -24,3 +24,17 @@ def tiny_config():
   namespace = {}
   exec(TINY_CONFIG, namespace)  # pylint: disable=exec-used
   return namespace['get_config']()
+
+
+def validated_config(eval_every: int = 3):
+  """tiny_config with a validation split of 32 of its 96 training examples, 12
+  steps, and every `eval_every` steps an evaluation of validation, test and the
+  first 32 training examples."""
+  c = tiny_config()
+  c.data.synthetic.num_train = 96
+  c.data.validation_size = 32
+  c.num_train_steps = 12
+  c.eval_every = eval_every
+  c.eval_train_examples = 32
+  c.optim.learning_rate = 0.5
+  return c

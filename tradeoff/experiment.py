@@ -202,18 +202,12 @@ def pseudo_labelled(ds: data.Dataset, config: ml_collections.ConfigDict) -> data
     raise errors.UserError(f'data.pseudo_label_from={teacher_wd!r} is not a finished run '
                            f'(no results.json): train the teacher first.')
   teacher_cfg = workdir_lib.load_config(teacher_wd)
-  mine = workdir_lib.upgrade(workdir_lib.as_json(config))
-  theirs = workdir_lib.upgrade(workdir_lib.as_json(teacher_cfg))
-
-  def field(c, dotted):
-    for key in dotted.split('.'):
-      c = c.get(key) if isinstance(c, dict) else None
-    return c
-
-  wrong = [f'{k}: {field(theirs, k)!r} (this run: {field(mine, k)!r})' for k in _TEACHER_MATCH
-           if field(theirs, k) != field(mine, k)]
-  if field(theirs, 'data.train_size') != n:
-    wrong.append(f"data.train_size: {field(theirs, 'data.train_size')!r} (this run's "
+  mine = workdir_lib.flat_config(workdir_lib.as_json(config))
+  theirs = workdir_lib.flat_config(workdir_lib.as_json(teacher_cfg))
+  wrong = [f'{k}: {theirs.get(k)!r} (this run: {mine.get(k)!r})' for k in _TEACHER_MATCH
+           if theirs.get(k) != mine.get(k)]
+  if theirs.get('data.train_size') != n:
+    wrong.append(f"data.train_size: {theirs.get('data.train_size')!r} (this run's "
                  f'data.labelled_size: {n})')
   if wrong:
     raise errors.UserError(f'The teacher {teacher_wd} was not trained on this run\'s labelled '

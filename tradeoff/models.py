@@ -157,6 +157,14 @@ _CONV_INIT = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')  # He et
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
+def _add_shortcut(x, y, stride: int, norm, conv):
+  """relu(shortcut(x) + y): x itself, or a strided 1×1 convolution + BatchNorm of it
+  where the block changes the shape (called inside the block's compact scope)."""
+  if x.shape[-1] != y.shape[-1] or stride != 1:
+    x = norm()(conv(y.shape[-1], (1, 1), stride)(x))
+  return nn.relu(x + y)
+
+
 class _BasicBlock(nn.Module):
   """Two 3×3 convolutions (ResNet-18/34)."""
   filters: int
@@ -168,9 +176,7 @@ class _BasicBlock(nn.Module):
   def __call__(self, x):
     y = nn.relu(self.norm()(self.conv(self.filters, (3, 3), self.stride)(x)))
     y = self.norm()(self.conv(self.filters, (3, 3), 1)(y))
-    if x.shape[-1] != self.filters or self.stride != 1:
-      x = self.norm()(self.conv(self.filters, (1, 1), self.stride)(x))
-    return nn.relu(x + y)
+    return _add_shortcut(x, y, self.stride, self.norm, self.conv)
 
 
 class _Bottleneck(nn.Module):
@@ -185,9 +191,7 @@ class _Bottleneck(nn.Module):
     y = nn.relu(self.norm()(self.conv(self.filters, (1, 1), 1)(x)))
     y = nn.relu(self.norm()(self.conv(self.filters, (3, 3), self.stride)(y)))
     y = self.norm()(self.conv(4 * self.filters, (1, 1), 1)(y))
-    if x.shape[-1] != 4 * self.filters or self.stride != 1:
-      x = self.norm()(self.conv(4 * self.filters, (1, 1), self.stride)(x))
-    return nn.relu(x + y)
+    return _add_shortcut(x, y, self.stride, self.norm, self.conv)
 
 
 RESNET_BLOCKS = {18: (_BasicBlock, (2, 2, 2, 2)), 34: (_BasicBlock, (3, 4, 6, 3)),

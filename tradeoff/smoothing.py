@@ -43,14 +43,19 @@ AXIS = parallel.AXIS
 ABSTAIN = -1
 
 
-def check(sigma: float, n0: int, n: int, alpha: float, chunk: int) -> None:
+def check_noise(sigma: float, chunk: int) -> None:
   if not sigma > 0:
     raise errors.UserError(f'Randomized smoothing needs a noise level sigma > 0; got '
                            f'sigma={sigma}.')
-  registry.check_at_least('Randomized smoothing', n0=(n0, 1), n=(n, 1), chunk=(chunk, 1))
+  registry.check_at_least('Randomized smoothing', chunk=(chunk, 1))
+
+
+def check_samples(alpha: float, chunk: int, **counts: int) -> None:
+  """The level alpha and the sample counts (e.g. n0=..., n=...) of one procedure."""
+  registry.check_at_least('Randomized smoothing', **{k: (v, 1) for k, v in counts.items()})
   if not 0.0 < alpha < 0.5:
     raise errors.UserError(f'Randomized smoothing needs 0 < alpha < 0.5; got alpha={alpha}.')
-  for name, count in (('n0', n0), ('n', n)):
+  for name, count in counts.items():
     if count % chunk:
       raise errors.UserError(f'Randomized smoothing draws noise in chunks of {chunk}: {name}='
                              f'{count} must be a multiple of chunk.')
@@ -89,17 +94,13 @@ def sample_counts(count_step: Callable, params, model_state, x: np.ndarray, num_
   num_devices = jax.local_device_count()
   index = np.arange(first_index, first_index + len(x), dtype=np.int32)
   out = []
-  for start in range(0, len(x), batch_size):
-    xb = data.to_float(x[start:start + batch_size])
-    ib = index[start:start + batch_size]
-    k = len(ib)
-    if k < batch_size:   # pad to the compiled shape; the padding's counts are dropped
-      xb = np.concatenate([xb, np.zeros((batch_size - k,) + xb.shape[1:], xb.dtype)])
-      ib = np.concatenate([ib, np.zeros(batch_size - k, np.int32)])
-    sharded = parallel.shard({'x': xb, 'i': ib}, num_devices)
+  # Batches padded to the compiled shape (the example indices ride as labels); the
+  # padding's counts are dropped.
+  for batch in data.eval_batches(x, index, batch_size):
+    sharded = parallel.shard({'x': batch['image'], 'i': batch['label']}, num_devices)
     counts = count_step(params, model_state, sharded['x'], sharded['i'], jnp.float32(sigma),
                         num_samples // chunk, key)
-    out.append(np.asarray(counts).reshape(batch_size, -1)[:k])
+    out.append(np.asarray(counts).reshape(batch_size, -1)[:int(batch['mask'].sum())])
   return np.concatenate(out)
 
 
@@ -145,7 +146,7 @@ class Smoothed:
 
   def __init__(self, module: nn.Module, num_classes: int, sigma: float, chunk: int = 100,
                batch_size: int = 100):
-    check(sigma, chunk, chunk, 0.001, chunk)
+    check_noise(sigma, chunk)
     self.sigma, self.chunk, self.num_classes = float(sigma), chunk, num_classes
     num_devices = jax.local_device_count()
     if batch_size % num_devices:
@@ -162,14 +163,14 @@ class Smoothed:
 
   def certify(self, params, model_state, x, key, n0: int, n: int, alpha: float,
               first_index: int = 0):
-    check(self.sigma, n0, n, alpha, self.chunk)
+    check_samples(alpha, self.chunk, n0=n0, n=n)
     k0, k1 = jax.random.split(key)
     counts0 = self.counts(params, model_state, x, n0, k0, first_index)
     counts = self.counts(params, model_state, x, n, k1, first_index)
     return certify_from_counts(counts0, counts, self.sigma, alpha)
 
   def predict(self, params, model_state, x, key, n: int, alpha: float, first_index: int = 0):
-    check(self.sigma, n, n, alpha, self.chunk)
+    check_samples(alpha, self.chunk, n=n)
     return predict_from_counts(self.counts(params, model_state, x, n, key, first_index), alpha)
 
 

@@ -101,9 +101,14 @@ def as_json(config: ml_collections.ConfigDict) -> dict:
   return json.loads(config.to_json_best_effort())
 
 
+def flat_config(saved: dict) -> dict:
+  """A saved config in today's schema as {dotted key: value}."""
+  return _flat(upgrade(saved))
+
+
 def config_diff(saved: dict, new: dict) -> list[str]:
   """Dotted keys whose values differ, ignoring RESUMABLE_CHANGES and ADDED_FIELDS defaults."""
-  saved, new = _flat(upgrade(saved)), _flat(upgrade(new))
+  saved, new = flat_config(saved), flat_config(new)
   return sorted(k for k in set(saved) | set(new)
                 if saved.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
 
@@ -133,7 +138,7 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
     saved = _read_json(path)
     diff = config_diff(saved, current)
     if diff:
-      saved_flat, new_flat = _flat(upgrade(saved)), _flat(current)
+      saved_flat, new_flat = flat_config(saved), _flat(current)
       details = '; '.join(f'{k}: {saved_flat.get(k)!r} -> {new_flat.get(k)!r}' for k in diff)
       raise errors.UserError(f'{workdir} holds a run with a different config ({details}). '
                              f'Use a new --workdir, or the same config to resume.')

@@ -131,13 +131,19 @@ def _reference(workdir):
   return reference.run(_SPEC.value, _DATASETS.value, _RESULTS_DIR.value, _PLOT_ONLY.value)
 
 
+def _results(command: str, expected: str) -> str:
+  """--results, required by `command`: the error names what it expects there."""
+  if not _RESULTS.value:
+    raise errors.UserError(f'{command} needs --results={expected}')
+  return _RESULTS.value
+
+
 def _sweep_figure(command):
   def run(workdir):
     del workdir
-    if not _RESULTS.value:
-      raise errors.UserError(f'{command} needs --results=figures/results/<sweep name>.json.')
+    results = _results(command, 'figures/results/<sweep name>.json.')
     from tradeoff.figures import sweeps  # pylint: disable=g-import-not-at-top
-    return sweeps.run(command, _RESULTS.value, _FIGURES_DIR.value, _WHERE.value)
+    return sweeps.run(command, results, _FIGURES_DIR.value, _WHERE.value)
   return run
 
 
@@ -158,11 +164,10 @@ def _sanity(workdir):
 
 def _smoothing(workdir):
   del workdir
-  if not _RESULTS.value:
-    raise errors.UserError('smoothing needs --results=figures/results/<sweep name>.json '
-                           '(a collected sweep of gaussian_augment runs).')
+  results = _results('smoothing', 'figures/results/<sweep name>.json (a collected sweep of '
+                     'gaussian_augment runs).')
   from tradeoff.figures import smoothing  # pylint: disable=g-import-not-at-top
-  return smoothing.run(_RESULTS.value, _RESULTS_DIR.value, _FIGURES_DIR.value,
+  return smoothing.run(results, _RESULTS_DIR.value, _FIGURES_DIR.value,
                        _PLOT_ONLY.value, num_examples=_CERTIFY_EXAMPLES.value,
                        n0=_CERTIFY_N0.value, n=_CERTIFY_N.value, predict_n=_PREDICT_N.value,
                        alpha=_CERTIFY_ALPHA.value)
@@ -170,37 +175,32 @@ def _smoothing(workdir):
 
 def _overfitting(workdir):
   del workdir
-  if not _RESULTS.value:
-    raise errors.UserError('overfitting needs --results=figures/results/<sweep name>.json '
-                           '(a collected sweep of runs with data.validation_size > 0).')
+  results = _results('overfitting', 'figures/results/<sweep name>.json (a collected sweep '
+                     'of runs with data.validation_size > 0).')
   from tradeoff.figures import overfitting  # pylint: disable=g-import-not-at-top
-  return overfitting.run(_RESULTS.value, _RESULTS_DIR.value, _FIGURES_DIR.value,
-                         _PLOT_ONLY.value)
+  return overfitting.run(results, _RESULTS_DIR.value, _FIGURES_DIR.value, _PLOT_ONLY.value)
 
 
 def _reevaluate(workdir):
   del workdir
-  if not _RESULTS.value:
-    raise errors.UserError('reevaluate needs --results=figures/results/<sweep name>.json.')
+  results = _results('reevaluate', 'figures/results/<sweep name>.json.')
   from tradeoff.figures import reevaluate  # pylint: disable=g-import-not-at-top
-  return reevaluate.run(_RESULTS.value, _ATTACK.value)
+  return reevaluate.run(results, _ATTACK.value)
 
 
 def _frontier(workdir):
   del workdir
-  if not _RESULTS.value:
-    raise errors.UserError('frontier needs --results=<collected sweep file>[,<another>].')
+  results = _results('frontier', '<collected sweep file>[,<another>].')
   from tradeoff.figures import frontier  # pylint: disable=g-import-not-at-top
-  return frontier.run(_RESULTS.value.split(','), _RESULTS_DIR.value, _FIGURES_DIR.value,
+  return frontier.run(results.split(','), _RESULTS_DIR.value, _FIGURES_DIR.value,
                       _PLOT_ONLY.value)
 
 
 def _rst(workdir):
   del workdir
-  if not _RESULTS.value:
-    raise errors.UserError('rst needs --results=figures/results/rst_<dataset>[_autoattack_fast].json.')
+  results = _results('rst', 'figures/results/rst_<dataset>[_autoattack_fast].json.')
   from tradeoff.figures import rst  # pylint: disable=g-import-not-at-top
-  return rst.run(_RESULTS.value, _RESULTS_DIR.value, _FIGURES_DIR.value, _PLOT_ONLY.value)
+  return rst.run(results, _RESULTS_DIR.value, _FIGURES_DIR.value, _PLOT_ONLY.value)
 
 
 COMMANDS = {'theory': _theory, 'binary_mnist': _binary_mnist,

@@ -37,6 +37,21 @@ def read_json(path: str) -> dict:
     return json.load(f)
 
 
+def experiment_and_figure(stem: str, results_dir: str, figures_dir: str, plot_only: bool,
+                          experiment, plot) -> list[str]:
+  """<results_dir>/<stem>.json written from `experiment()` (unless plot_only: read
+  back as it is), then <figures_dir>/<stem>.png drawn by `plot(result, path)`."""
+  path = os.path.join(results_dir, f'{stem}.json')
+  if not plot_only:
+    write_json(path, experiment())
+  return [path, plot(read_json(path), os.path.join(figures_dir, f'{stem}.png'))]
+
+
+def file_stem(path: str) -> str:
+  """'figures/results/smoothing_mnist.json' -> 'smoothing_mnist'."""
+  return os.path.splitext(os.path.basename(path))[0]
+
+
 def save_figure(fig, path: str) -> str:
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig.savefig(path, dpi=150, bbox_inches='tight')

@@ -21,7 +21,6 @@ first collected file's name.
 from __future__ import annotations
 
 import collections
-import os
 import time
 
 import numpy as np
@@ -30,10 +29,10 @@ from tradeoff import errors
 from tradeoff import theory
 from tradeoff.figures import common
 
-KNOB = {'pgd_at': ('training ε', lambda c: c['attack']['eps'] if c['attack']['eps'] is not None
-                   else c['eps']),
-        'standard': ('training ε', lambda c: 0.0),
-        'trades': ('β', lambda c: c['loss']['beta'])}
+# Each method's knob, read off a collected run (its resolved training attack, its config).
+KNOB = {'pgd_at': ('training ε', lambda run: run['train_attack']['eps']),
+        'standard': ('training ε', lambda run: 0.0),
+        'trades': ('β', lambda run: run['config']['loss']['beta'])}
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -93,7 +92,7 @@ def frontier_experiment(results: list[str]) -> dict:
       method = 'pgd_at'
     knob_name, knob = KNOB[method]
     points[method].append({'name': r['name'], 'workdir': r['workdir'], 'knob': knob_name,
-                           'value': float(knob(r['config'])),
+                           'value': float(knob(r)),
                            'clean_accuracy': r['clean_accuracy'],
                            'robust_accuracy': r['robust_accuracy'],
                            'train_commit': r.get('commit')})
@@ -145,9 +144,6 @@ def plot(res: dict, path: str) -> str:
 
 
 def run(results: list[str], results_dir: str, figures_dir: str, plot_only: bool) -> list[str]:
-  name = os.path.splitext(os.path.basename(results[0]))[0]
-  path = os.path.join(results_dir, f'pareto_{name}.json')
-  if not plot_only:
-    common.write_json(path, frontier_experiment(results))
-  res = common.read_json(path)
-  return [path, plot(res, os.path.join(figures_dir, f'pareto_{name}.png'))]
+  return common.experiment_and_figure(
+      f'pareto_{common.file_stem(results[0])}', results_dir, figures_dir, plot_only,
+      lambda: frontier_experiment(results), plot)

@@ -104,9 +104,6 @@ def plot(res: dict, path: str) -> str:
 
 
 def run(sweep_results: str, results_dir: str, figures_dir: str, plot_only: bool) -> list[str]:
-  name = os.path.splitext(os.path.basename(sweep_results))[0]
-  path = os.path.join(results_dir, f'curves_{name}.json')
-  if not plot_only:
-    common.write_json(path, overfitting_experiment(sweep_results))
-  res = common.read_json(path)
-  return [path, plot(res, os.path.join(figures_dir, f'curves_{name}.png'))]
+  return common.experiment_and_figure(
+      f'curves_{common.file_stem(sweep_results)}', results_dir, figures_dir, plot_only,
+      lambda: overfitting_experiment(sweep_results), plot)

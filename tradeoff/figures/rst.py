@@ -14,7 +14,6 @@ collected file's).
 from __future__ import annotations
 
 import collections
-import os
 import time
 
 import numpy as np
@@ -29,8 +28,8 @@ def _method_and_n(run: dict) -> tuple[str, int]:
   c = run['config']
   if c['data'].get('labelled_size'):
     return 'robust self-training', int(c['data']['labelled_size'])
-  eps = c['attack']['eps'] if c['attack']['eps'] is not None else c['eps']
-  return ('adversarial' if float(eps) > 0 else 'standard'), int(c['data']['train_size'])
+  adversarial = float(run['train_attack']['eps']) > 0
+  return ('adversarial' if adversarial else 'standard'), int(c['data']['train_size'])
 
 
 def rst_experiment(results: str) -> dict:
@@ -86,9 +85,6 @@ def plot(res: dict, path: str) -> str:
 
 
 def run(results: str, results_dir: str, figures_dir: str, plot_only: bool) -> list[str]:
-  name = os.path.splitext(os.path.basename(results))[0]
-  path = os.path.join(results_dir, f'compare_{name}.json')
-  if not plot_only:
-    common.write_json(path, rst_experiment(results))
-  res = common.read_json(path)
-  return [path, plot(res, os.path.join(figures_dir, f'compare_{name}.png'))]
+  return common.experiment_and_figure(
+      f'compare_{common.file_stem(results)}', results_dir, figures_dir, plot_only,
+      lambda: rst_experiment(results), plot)

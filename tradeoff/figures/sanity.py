@@ -127,9 +127,6 @@ def run_name(workdir: str) -> str:
 
 def run(workdir: str, results_dir: str, figures_dir: str, plot_only: bool,
         **kwargs) -> list[str]:
-  name = run_name(workdir)
-  path = os.path.join(results_dir, f'sanity_{name}.json')
-  if not plot_only:
-    common.write_json(path, sanity_experiment(workdir, **kwargs))
-  res = common.read_json(path)
-  return [path, plot(res, os.path.join(figures_dir, f'sanity_{name}.png'))]
+  return common.experiment_and_figure(
+      f'sanity_{run_name(workdir)}', results_dir, figures_dir, plot_only,
+      lambda: sanity_experiment(workdir, **kwargs), plot)

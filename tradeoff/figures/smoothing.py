@@ -133,11 +133,6 @@ def plot(res: dict, path: str) -> str:
 
 def run(sweep_results: str, results_dir: str, figures_dir: str, plot_only: bool,
         **kwargs) -> list[str]:
-  name = os.path.splitext(os.path.basename(sweep_results))[0]
-  path = os.path.join(results_dir, f'certify_{name}.json')
-  if not plot_only:
-    common.write_json(path, smoothing_experiment(sweep_results, **kwargs))
-  elif not os.path.exists(path):
-    raise FileNotFoundError(f'{path} does not exist; run without --plot_only first.')
-  res = common.read_json(path)
-  return [path, plot(res, os.path.join(figures_dir, f'certify_{name}.png'))]
+  return common.experiment_and_figure(
+      f'certify_{common.file_stem(sweep_results)}', results_dir, figures_dir, plot_only,
+      lambda: smoothing_experiment(sweep_results, **kwargs), plot)
