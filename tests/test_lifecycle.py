@@ -385,13 +385,19 @@ def test_a_run_killed_between_evaluations_keeps_the_same_best_checkpoint(tmp_pat
   real = train.accuracy.evaluate_clean_and_robust
   calls = []
 
+  wd = str(tmp_path / 'killed')
+
   def dies_at_step_ten(*args, **kwargs):   # in the validation pass of the 5th evaluation
     calls.append(1)
     if len(calls) == 15:
+      # The step-8 checkpoint is written asynchronously; the kill comes once it is on
+      # disk, so the run is known to resume from step 8.
+      deadline = time.time() + 60
+      while not os.path.isdir(os.path.join(wd, 'checkpoints', '8')) and time.time() < deadline:
+        time.sleep(0.01)
       raise KeyboardInterrupt('killed')
     return real(*args, **kwargs)
 
-  wd = str(tmp_path / 'killed')
   monkeypatch.setattr(train.accuracy, 'evaluate_clean_and_robust', dies_at_step_ten)
   with pytest.raises(KeyboardInterrupt):
     train.train_and_evaluate(_validated_config(), wd)
