@@ -211,8 +211,10 @@ def rst_sweep(name: str, base: str, eps: float, labelled=(1000, 10000),
   s.base = base
   s.overrides = reduced_mnist_overrides()
   s.grid = [(('eps', (0.0, eps)), ('data.train_size', tuple(labelled)), ('seed', (0,)))]
+  teachers = {r.point['data.train_size']: r.workdir for r in expand(s, root)
+              if r.point['eps'] == 0.0}
   for n in labelled:
-    teacher = os.path.join(root, name, f'eps=0,data.train_size={n},seed=0')
+    teacher = teachers[n]
     s.grid.append((('eps', (eps,)), ('data.labelled_size', (n,)),
                    ('data.pseudo_label_from', (teacher,)), ('seed', (0,))))
   s.budget = {'steps': 1200, 'min_epochs': 0}
