@@ -98,6 +98,7 @@ def test_paper_epsilons():
   eps = {os.path.basename(p): _load(p).eps for p in CONFIGS}
   assert eps['mnist_linf.py'] == 0.3 and eps['mnist_l2.py'] == 1.5
   assert eps['cifar10_linf.py'] == pytest.approx(4 / 255) and eps['cifar10_l2.py'] == 0.314
+  assert eps['restricted_imagenet_linf.py'] == 0.005 and eps['restricted_imagenet_l2.py'] == 1.0
 
 
 def test_eps_override_moves_both_attacks_and_their_step_sizes():

@@ -80,8 +80,8 @@ def train_attack_config(num_steps: int, step_scale: float = MADRY_STEP_SCALE,
 ATTACK_BLOCKS = ('attack', 'eval_attack')
 # Fields whose JSON form loses their type: tuples come back as lists, and unset
 # placeholders as plain None, which the command line could not override.
-_TUPLE_FIELDS = (('data', 'classes'), ('model', 'hidden'), ('model', 'keep_features'),
-                 ('optim', 'decay_at'))
+_TUPLE_FIELDS = (('data', 'classes'), ('data', 'crop_scale'), ('model', 'hidden'),
+                 ('model', 'keep_features'), ('optim', 'decay_at'))
 _PLACEHOLDERS = (('norm', str), ('eps', float), ('step_size', float))
 
 
@@ -138,6 +138,11 @@ def base_config(*, dataset: str, norm: str, eps: float, model: str) -> ml_collec
       'augment': 'none',       # 'none' or 'crop_flip'
       'batch_size': 128,       # global, split over local devices
       'eval_batch_size': 500,
+      # Streaming datasets (imagenet2012, restricted_imagenet): decoded on demand.
+      'image_size': 224,       # training crops and evaluation crops are this square
+      'eval_resize': 0,        # evaluation: shorter side resized to this (0: image_size / 0.875)
+      'crop_scale': (0.08, 1.0),  # training: random-resized crop's area fraction
+      'workers': 16,           # decoding threads
       'synthetic': {           # only for name='synthetic' (Tsipras et al. §2.1) / 'gaussian'
           'p': 0.95, 'eta': 0.1, 'd': 1000, 'num_train': 10000, 'num_test': 10000, 'seed': 0,
           'stratified_test': True,  # exact label / x_1-agreement counts in the test set

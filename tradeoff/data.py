@@ -67,7 +67,9 @@ class Dataset:
 
 
 def to_float(x: np.ndarray) -> np.ndarray:
-  """u8 pixels -> f32 in [0, 1]; float features pass through as f32."""
+  """u8 pixels -> f32 in [0, 1]; float features pass through as f32. Array-likes
+  (streaming.Images) are decoded first."""
+  x = np.asarray(x)
   if x.dtype == np.uint8:
     return x.astype(np.float32) * np.float32(1 / 255)
   return x.astype(np.float32, copy=False)
@@ -345,9 +347,15 @@ class TrainStream:
   happened before, which is what makes a resumed run identical.
   """
 
-  def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
+  def __init__(self, x: np.ndarray | None, y: np.ndarray, batch_size: int, seed: int, *,
+               process_index: int = 0, process_count: int = 1):
+    if batch_size % process_count:
+      raise errors.UserError(f'data.batch_size={batch_size} must be a multiple of the '
+                             f'{process_count} processes.')
     self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
     self.n = len(y)
+    self.local_batch = batch_size // process_count
+    self.process_index = process_index
 
   @functools.lru_cache(maxsize=4)
   def permutation(self, epoch: int) -> np.ndarray:
@@ -363,11 +371,27 @@ class TrainStream:
     return out
 
   def batch(self, step: int) -> dict[str, np.ndarray]:
-    idx = self.indices(step)
+    """This process's slice of global batch `step` (all of it with one process)."""
+    lo = self.process_index * self.local_batch
+    idx = self.indices(step)[lo:lo + self.local_batch]
     return {'image': to_float(self.x[idx]), 'label': self.y[idx]}
 
   def epoch(self, step: int) -> float:
     return step * self.batch_size / self.n
+
+
+def train_stream(ds: Dataset, batch_size: int, seed: int, *, process_index: int = 0,
+                 process_count: int = 1, crop_scale=(0.08, 1.0)):
+  """The training stream of `ds`: TrainStream for in-memory arrays, the streaming
+  one (decoded, randomly cropped, prefetched) for streaming.Images. Both give
+  this process's slice of the same global batches."""
+  from tradeoff import streaming  # pylint: disable=g-import-not-at-top
+  if isinstance(ds.x_train, streaming.Images):
+    return streaming.StreamingTrainStream(ds.x_train, ds.y_train, batch_size, seed,
+                                          process_index=process_index,
+                                          process_count=process_count, crop_scale=crop_scale)
+  return TrainStream(ds.x_train, ds.y_train, batch_size, seed, process_index=process_index,
+                     process_count=process_count)
 
 
 def eval_batches(x: np.ndarray, y: np.ndarray, batch_size: int

@@ -32,6 +32,7 @@ from tradeoff import attacks
 from tradeoff import configlib
 from tradeoff import data
 from tradeoff import errors
+from tradeoff import imagenet  # noqa: F401  (registers 'imagenet2012', 'restricted_imagenet')
 from tradeoff import losses
 from tradeoff import models
 from tradeoff import optim

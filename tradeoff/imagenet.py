@@ -8,6 +8,8 @@ set from the validation split.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 NUM_IMAGENET_CLASSES = 1000
@@ -34,3 +36,66 @@ def restricted_label_table() -> np.ndarray:
 def restricted_labels(imagenet_labels) -> np.ndarray:
   """Restricted ImageNet labels (0–8, or -1 for a dropped class) of ImageNet labels."""
   return restricted_label_table()[np.asarray(imagenet_labels)]
+
+
+# ---------------------------------------------------------------------------
+# Datasets: tfds `imagenet2012` streamed from its ArrayRecord files.
+
+def _load(name: str, data_cfg) -> 'data.Dataset':
+  """imagenet2012 (1000 classes) or restricted_imagenet (its 9 superclasses), as
+  streaming.Images views: train from ImageNet's train split, test from its
+  validation split."""
+  from tradeoff import data  # pylint: disable=g-import-not-at-top
+  from tradeoff import errors  # pylint: disable=g-import-not-at-top
+  from tradeoff import streaming  # pylint: disable=g-import-not-at-top
+  size, workers = int(data_cfg.image_size), int(data_cfg.workers)
+  resize = int(data_cfg.eval_resize) or round(size / 0.875)
+  lo, hi = (float(s) for s in data_cfg.crop_scale)
+  if size <= 0 or resize < size or workers <= 0 or not 0 < lo <= hi <= 1:
+    raise errors.UserError(
+        f'data.image_size={size}, data.eval_resize={data_cfg.eval_resize}, data.workers='
+        f'{workers}, data.crop_scale={tuple(data_cfg.crop_scale)}: need image_size > 0, '
+        f'eval_resize 0 (image_size / 0.875) or >= image_size, workers > 0 and '
+        f'0 < crop_scale[0] <= crop_scale[1] <= 1.')
+  if data_cfg.augment != 'none':
+    raise errors.UserError(
+        f'data.augment={data_cfg.augment!r} with dataset {name!r}: its training images are '
+        f'already random-resized crops with flips (data.crop_scale); set data.augment=none.')
+  version_dir = streaming.open_prepared('imagenet2012', data.resolve_data_dir(data_cfg.data_dir))
+
+  def split(s):
+    y = streaming.labels(version_dir, s, workers)
+    idx = np.arange(len(y))
+    if name == 'restricted_imagenet':
+      y = restricted_labels(y)
+      idx, y = idx[y >= 0], y[y >= 0]
+    return streaming.Images(version_dir, s, idx, size, resize, workers), y.astype(np.int32)
+
+  (x_train, y_train), (x_test, y_test) = split('train'), split('validation')
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  builder = tfds.builder_from_directory(version_dir)
+  restricted = name == 'restricted_imagenet'
+  info = {'source': f'tfds:imagenet2012:{builder.info.version}',
+          'data_dir': os.path.dirname(os.path.dirname(version_dir)),
+          'class_names': list(RESTRICTED_CLASS_NAMES if restricted
+                              else builder.info.features['label'].names),
+          'streaming': {'image_size': size, 'eval_resize': resize,
+                        'train': f'random-resized crop, scale {(lo, hi)}, ratio (3/4, 4/3), '
+                                 f'left-right flip',
+                        'eval': f'shorter side resized to {resize}, centre crop {size}'}}
+  if restricted:
+    info['restricted_ranges'] = [list(r) for r in RESTRICTED_RANGES]
+  mean, std = (RESTRICTED_MEAN, RESTRICTED_STD) if restricted else (IMAGENET_MEAN, IMAGENET_STD)
+  return data.Dataset(name, x_train, y_train, x_test, y_test,
+                      num_classes=len(RESTRICTED_RANGES) if restricted else NUM_IMAGENET_CLASSES,
+                      mean=mean, std=std, bounds=(0.0, 1.0), info=info)
+
+
+def _register():
+  import functools  # pylint: disable=g-import-not-at-top
+  from tradeoff import data  # pylint: disable=g-import-not-at-top
+  for name in ('imagenet2012', 'restricted_imagenet'):
+    data.DATASETS.register(name)(functools.partial(_load, name))
+
+
+_register()

@@ -8,6 +8,9 @@ one-axis `Mesh` named AXIS.
 """
 from __future__ import annotations
 
+import collections
+from typing import Iterable, Iterator
+
 import jax
 import numpy as np
 
@@ -18,6 +21,13 @@ def local_device_count() -> int:
   return jax.local_device_count()
 
 
+def _sharding(num_devices: int) -> jax.sharding.NamedSharding:
+  """Leading axis split over the first num_devices local devices, as pmap places it."""
+  devices = jax.local_devices()[:num_devices]
+  return jax.sharding.NamedSharding(jax.sharding.Mesh(np.array(devices), (AXIS,)),
+                                    jax.sharding.PartitionSpec(AXIS))
+
+
 def replicate(tree, num_devices: int):
   """Copies with a leading device axis, placed as pmap places its own outputs.
 
@@ -25,9 +35,7 @@ def replicate(tree, num_devices: int):
   checkpoint restore), which pmap would reject; matching pmap's output
   sharding means the first step does not compile a second time.
   """
-  devices = jax.local_devices()[:num_devices]
-  sharding = jax.sharding.NamedSharding(jax.sharding.Mesh(np.array(devices), (AXIS,)),
-                                        jax.sharding.PartitionSpec(AXIS))
+  sharding = _sharding(num_devices)
   return jax.tree.map(
       lambda a: jax.device_put(np.broadcast_to(np.asarray(a), (num_devices,) + np.shape(a)),
                                sharding),
@@ -47,3 +55,17 @@ def shard(batch: dict[str, np.ndarray], num_devices: int) -> dict[str, np.ndarra
                        f'{num_devices} local devices.')
     return a.reshape((num_devices, a.shape[0] // num_devices) + a.shape[1:])
   return jax.tree.map(split, batch)
+
+
+def prefetch_to_device(batches: Iterable[dict], num_devices: int, size: int = 2
+                       ) -> Iterator[dict]:
+  """Shards each host batch and starts its copy to the devices `size` batches ahead,
+  so the copy (and the host work that makes the next batch) overlaps the step."""
+  sharding = _sharding(num_devices)
+  queue = collections.deque()
+  for batch in batches:
+    queue.append(jax.tree.map(lambda a: jax.device_put(a, sharding), shard(batch, num_devices)))
+    if len(queue) >= size:
+      yield queue.popleft()
+  while queue:
+    yield queue.popleft()
