@@ -247,7 +247,8 @@ def test_default_reference_spec_uses_the_full_size_mnist_models():
   assert spec.mnist.robust_linf == 'runs/sweeps/reference_mnist_linf_cpu_pgd7/attack.eps=0.3'
   assert spec.mnist.robust_l2 == figures_spec.mnist.robust_l2
   assert spec.cifar10.to_dict() == figures_spec.cifar10.to_dict()
-  assert specs.spec_datasets(spec) == ['mnist', 'fashion_mnist', 'cifar10']
+  assert specs.spec_datasets(spec) == ['mnist', 'fashion_mnist', 'cifar10',
+                                       'restricted_imagenet']
 
 
 def test_every_model_of_the_default_specs_is_a_run_of_a_committed_sweep(monkeypatch):

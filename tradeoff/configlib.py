@@ -159,6 +159,7 @@ def base_config(*, dataset: str, norm: str, eps: float, model: str) -> ml_collec
       'widen': 1,              # cifar_resnet width (10: the wide Madry model)
       'depth': 50,             # imagenet_resnet: 18, 34, 50 or 101
       'dtype': 'float32',      # imagenet_resnet: 'bfloat16' computes in bf16 (params f32)
+      'eval_dtype': 'float32', # evaluation and its attacks ('': as training's dtype)
   })
   c.loss = ml_collections.ConfigDict({
       'name': 'pgd_at',        # standard | pgd_at | trades | hinge | gaussian_augment | package.module:fn

@@ -55,10 +55,12 @@ class Experiment:
   Attributes:
     config: the config with its attack blocks resolved (configlib.resolve).
     ds: the dataset after class selection and subsetting.
-    module: the flax model (normalisation inside).
+    module: the flax model (normalisation inside), as training computes.
     train_attack: the training attack (eps 0: standard training).
     eval_attack: the final evaluation's attack.
     ctx: what the loss function gets besides params, state, batch and rng.
+    eval_module: the same model (same parameters) as evaluation computes it
+      (models.eval_config: float32 unless model.eval_dtype says otherwise).
   """
   config: ml_collections.ConfigDict
   ds: data.Dataset
@@ -66,6 +68,7 @@ class Experiment:
   train_attack: attacks.Attack
   eval_attack: attacks.Attack
   ctx: losses.Context
+  eval_module: nn.Module
 
   @property
   def num_train(self) -> int:
@@ -90,6 +93,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   registry.check_choice('data.name', config.data.name, data.DATASETS.names())
   registry.check_choice('data.augment', config.data.augment, sorted(data.AUGMENTATIONS))
   models.MODELS.get(config.model.name)
+  models.eval_config(config.model)
   losses.get(config.loss.name)
   registry.check_choice('optim.name', config.optim.name, optim.OPTIMIZERS)
   registry.check_choice('optim.schedule', config.optim.schedule, optim.SCHEDULES)
@@ -174,10 +178,13 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
     ds = pseudo_labelled(ds, resolved)
   module = models.build(resolved.model, ds.num_classes, ds.mean, ds.std,
                         bn_axis_name=parallel.AXIS)
+  eval_cfg = models.eval_config(resolved.model)
+  eval_module = module if eval_cfg.dtype == resolved.model.dtype else models.build(
+      eval_cfg, ds.num_classes, ds.mean, ds.std, bn_axis_name=parallel.AXIS)
   train_attack = attacks.from_config(resolved.attack, ds.bounds)
   eval_attack = attacks.from_config(resolved.eval_attack, ds.bounds)
   ctx = losses.Context(module=module, attack=train_attack, config=resolved.loss)
-  return Experiment(resolved, ds, module, train_attack, eval_attack, ctx)
+  return Experiment(resolved, ds, module, train_attack, eval_attack, ctx, eval_module)
 
 
 # The teacher's data fields that must match the student's, so that the teacher
@@ -219,7 +226,7 @@ def pseudo_labelled(ds: data.Dataset, config: ml_collections.ConfigDict) -> data
   teacher, states = restore(teacher_cfg, teacher_wd)
   state = states[max(states)]
   apply = jax.jit(lambda x: models.predict(models.apply(
-      teacher.module, state.params, state.model_state, x, train=False)[0]))
+      teacher.eval_module, state.params, state.model_state, x, train=False)[0]))
   batch = int(teacher_cfg.data.eval_batch_size)
   preds = np.concatenate([
       np.asarray(apply(data.to_float(ds.x_train[unlabelled[i:i + batch]])))
@@ -324,7 +331,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
   num_devices = parallel.local_device_count()
   _, _, rng = rng_streams(exp.config.seed)  # as in training: same numbers
   result = accuracy.evaluate_clean_and_robust(
-      exp.module, exp.eval_attack, parallel.replicate(state.params, num_devices),
+      exp.eval_module, exp.eval_attack, parallel.replicate(state.params, num_devices),
       parallel.replicate(state.model_state, num_devices), x_eval, y_eval,
       exp.config.data.eval_batch_size, rng, exp.config.num_robust_eval_examples)
   return {'workdir': os.path.abspath(workdir), 'checkpoint_step': int(state.step),

@@ -280,6 +280,17 @@ def build(model_cfg: ml_collections.ConfigDict, num_classes: int,
   return cls(num_outputs=num_outputs, mean=tuple(mean), std=tuple(std), **kwargs)
 
 
+def eval_config(model_cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """config.model as evaluation builds it: computing in `eval_dtype` (float32 by
+  default, so a bf16-trained model is attacked with f32 gradients), or in the
+  training dtype when eval_dtype is ''."""
+  eval_dtype = model_cfg.get('eval_dtype', 'float32')
+  registry.check_choice('model.eval_dtype', eval_dtype, [''] + sorted(DTYPES))
+  out = ml_collections.ConfigDict(model_cfg.to_dict())
+  out.dtype = eval_dtype or model_cfg.get('dtype', 'float32')
+  return out
+
+
 def apply(module: nn.Module, params, model_state, x: jax.Array, train: bool):
   """Runs `module`; in training mode also returns the updated model state.
 

@@ -31,7 +31,7 @@ def export(workdir: str, output: str | None = None, step: int | None = None) -> 
   record.update({
       'format': 'tradeoff-export-1',
       'checkpoint_step': int(state.step), 'workdir': os.path.abspath(workdir),
-      'num_outputs': int(exp.module.num_outputs),
+      'num_outputs': int(exp.eval_module.num_outputs),
       'train_attack': exp.train_attack.describe(), 'eval_attack': exp.eval_attack.describe(),
       'accuracy': {k: results[k] for k in ('clean_accuracy', 'robust_accuracy')
                    if k in results},

@@ -165,7 +165,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   exp = experiment.build(config)
   workdir_lib.prepare(config, workdir)
   workdir_lib.write_model_record(workdir, experiment.model_record(exp))
-  cfg, ds, module = exp.config, exp.ds, exp.module
+  cfg, ds, module = exp.config, exp.ds, exp.eval_module  # training uses exp.ctx.module
   num_devices = parallel.local_device_count()
   state, lr_schedule, steps = experiment.initial_state(exp)
   _, k_train, k_eval = experiment.rng_streams(cfg.seed)

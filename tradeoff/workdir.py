@@ -39,8 +39,8 @@ from tradeoff import errors
 # Fields that may change when a run is resumed: they do not change what is trained.
 RESUMABLE_CHANGES = ('log_every', 'checkpoint_every', 'eval_every', 'eval_train_examples',
                      'max_checkpoints',
-                     'data.data_dir', 'data.download', 'data.workers', 'tensorboard',
-                     'progress_bar')
+                     'data.data_dir', 'data.download', 'data.workers', 'model.eval_dtype',
+                     'tensorboard', 'progress_bar')
 
 # Config fields added to the schema after runs were made with it, and the value
 # that reproduces the older behaviour: a saved config without the field is read
@@ -50,7 +50,7 @@ ADDED_FIELDS = {'model.keep_features': [], 'num_robust_eval_examples': 0, 'loss.
                 'data.labelled_size': 0, 'data.pseudo_label_from': '',
                 'model.depth': 50, 'model.dtype': 'float32',
                 'data.image_size': 224, 'data.eval_resize': 0, 'data.crop_scale': [0.08, 1.0],
-                'data.workers': 16,
+                'data.workers': 16, 'model.eval_dtype': 'float32',
                 'attack.name': 'pgd', 'attack.targets': 9,
                 'eval_attack.name': 'pgd', 'eval_attack.targets': 9,
                 'attack.autoattack': configlib.autoattack_config().to_dict(),

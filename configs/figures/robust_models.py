@@ -14,6 +14,11 @@ the reduced-scale sweeps, so they exist once these have run:
     TFDS_DATA_DIR=<dir with cifar10> \
         python -m launch.sweep --sweep=configs/sweeps/reference_cifar10_cpu.py
 
+Restricted ImageNet's models are the paper-size ℓ2 ones of
+configs/sweeps/reference_restricted_imagenet_l2.py (accelerators; add
+`--datasets=restricted_imagenet` once they exist); its large ε is the paper's
+ℓ2 40.
+
 CIFAR-10 has no reduced-scale sweep: its models are the CPU-sized reference
 models (ResNet-8, fast adversarial training, 5 epochs).
 
@@ -45,6 +50,10 @@ def _cifar_run(**point) -> str:
   return grids.workdir_of('configs/sweeps/reference_cifar10_cpu.py', **point)
 
 
+def _rin_run(**point) -> str:
+  return grids.workdir_of('configs/sweeps/reference_restricted_imagenet_l2.py', **point)
+
+
 def get_config(arg=None):
   del arg
   c = ml_collections.ConfigDict()
@@ -66,6 +75,11 @@ def get_config(arg=None):
       'robust_linf': _cifar_run(**{'attack.eps': 4 / 255}),
       'robust_l2': _cifar_run(norm='l2', eps=0.314),
       'large_eps_linf': 0.125, 'large_eps_l2': 4.7})
+  c.restricted_imagenet = ml_collections.ConfigDict({
+      'standard': _rin_run(**{'attack.eps': 0.0}),
+      'independent': _rin_run(**{'attack.eps': 0.0, 'seed': 1}),
+      'robust_l2': _rin_run(**{'attack.eps': 1.0}),
+      'large_eps_l2': 40.0})
   c.num_eval_examples = 1000      # test images behind each number
   c.attack_steps = 100            # large-ε PGD steps, from x (no random start)
   c.step_scale = 2.5              # step = step_scale · ε / attack_steps

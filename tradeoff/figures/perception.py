@@ -129,7 +129,7 @@ def load_model(role: str, workdir: str) -> tuple[Model, data.Dataset]:
   config = workdir_lib.load_config(workdir)
   results = common.read_json(os.path.join(workdir, 'results.json'))
   exp, states = experiment.restore(config, workdir)
-  ds, module = exp.ds, exp.module
+  ds, module = exp.ds, exp.eval_module
   state = states[max(states)]
   apply = jax.jit(lambda p, s, x: models.apply(module, p, s, x, False)[0])
   params, model_state = state.params, state.model_state
@@ -206,19 +206,21 @@ def _round(a: np.ndarray) -> list:
 def gradients_experiment(spec, dataset: str) -> dict:
   t0 = time.time()
   models_, _, ds = _panel_models(spec, dataset)
-  x_all, y_all = data.to_float(ds.x_test), ds.y_test
+  y_all = ds.y_test
   show = first_of_each_class(y_all, ds.num_classes)
   m = min(int(spec.num_eval_examples), len(y_all))
+  # Only the images used are decoded (a streamed test set is not held whole).
+  x_m, x_show = data.to_float(ds.x_test[:m]), data.to_float(ds.x_test[show])
   out = {}
   for role, model in models_.items():
-    g = input_gradients(model, x_all[:m], y_all[:m])
-    g_show = input_gradients(model, x_all[show], y_all[show])
-    out[role] = {'model': _model_record(model), 'alignment': alignment_scores(g, x_all[:m]),
+    g = input_gradients(model, x_m, y_all[:m])
+    g_show = input_gradients(model, x_show, y_all[show])
+    out[role] = {'model': _model_record(model), 'alignment': alignment_scores(g, x_m),
                  'gradients': _round(g_show)}
     logging.info('%s %s: alignment %s', dataset, role, out[role]['alignment'])
   return {'experiment': 'gradients', 'figure': '2', 'dataset': dataset,
           'spec': spec.to_dict(), 'num_eval_examples': m, 'image_indices': show.tolist(),
-          'images': _round(x_all[show]), 'labels': y_all[show].tolist(),
+          'images': _round(x_show), 'labels': y_all[show].tolist(),
           'class_names': ds.info.get('class_names'), 'models': out,
           **common.provenance_record(t0)}
 
@@ -235,11 +237,11 @@ def adversarial_experiment(spec, dataset: str) -> dict:
   if independent is None:
     raise ValueError(f'{dataset}: the adversarial numbers need an independently trained '
                      f'standard model (spec entry {dataset}.independent).')
-  x_all, y_all = data.to_float(ds.x_test), ds.y_test
+  y_all = ds.y_test
   m = min(int(spec.num_eval_examples), len(y_all))
   show = first_of_each_class(y_all, ds.num_classes)
   idx = np.concatenate([show, np.setdiff1d(np.arange(m), show)])  # shown images first
-  x, y = x_all[idx], y_all[idx]
+  x, y = data.to_float(ds.x_test[idx]), y_all[idx]
   targets = random_targets(y, ds.num_classes, int(spec.seed))
   independent_clean = float(np.mean(predict(independent, x) == y))
   threats = []
@@ -287,9 +289,9 @@ def interpolation_experiment(spec, dataset: str) -> dict:
     raise ValueError(f'{dataset}: interpolation needs a robust model (robust_l2 or robust_linf).')
   norm, eps, role = threats[0]   # ℓ2 when there is an ℓ2-robust model, as in the paper
   model = models_[role]
-  x_all, y_all = data.to_float(ds.x_test), ds.y_test
+  y_all = ds.y_test
   show = first_of_each_class(y_all, ds.num_classes)[:int(spec.interpolation_images)]
-  x, y = x_all[show], y_all[show]
+  x, y = data.to_float(ds.x_test[show]), y_all[show]
   targets = random_targets(y, ds.num_classes, int(spec.seed))
   atk = large_eps_attack(norm, eps, spec, ds.bounds)
   adv = targeted_examples(model, atk, x, targets)

@@ -81,7 +81,7 @@ def sanity_experiment(workdir: str, num_examples: int = 500, apgd_steps: int = 1
                                        'num_steps': apgd_steps, 'restarts': 1})
     white = attacks.from_config(block, exp.ds.bounds)
     row = {'eps': eps, 'white_box_attack': white.describe()}
-    res = accuracy.evaluate_clean_and_robust(exp.module, white, params, model_state, x, y,
+    res = accuracy.evaluate_clean_and_robust(exp.eval_module, white, params, model_state, x, y,
                                              cfg.data.eval_batch_size, rng)
     row['white_box'], row['clean_accuracy'] = res['robust_accuracy'], res['clean_accuracy']
     if x.ndim == 4:
@@ -89,7 +89,7 @@ def sanity_experiment(workdir: str, num_examples: int = 500, apgd_steps: int = 1
                              bounds=exp.ds.bounds)
       row['black_box_attack'] = black.describe()
       row['black_box'] = accuracy.evaluate_clean_and_robust(
-          exp.module, black, params, model_state, x, y, cfg.data.eval_batch_size,
+          exp.eval_module, black, params, model_state, x, y, cfg.data.eval_batch_size,
           rng)['robust_accuracy']
     grid.append(row)
     jax.clear_caches()

@@ -46,7 +46,7 @@ def certify_run(workdir: str, num_examples: int, n0: int, n: int, predict_n: int
   exp, states = experiment.restore(config, workdir)
   state = states[max(states)]
   x, y = exp.ds.x_test[:num_examples], exp.ds.y_test[:num_examples]
-  g = smoothing.Smoothed(exp.module, exp.ds.num_classes, sigma, chunk=chunk,
+  g = smoothing.Smoothed(exp.eval_module, exp.ds.num_classes, sigma, chunk=chunk,
                          batch_size=batch_size)
   _, _, key = experiment.rng_streams(config.seed)
   k_certify, k_predict = jax.random.split(key)
