@@ -64,3 +64,21 @@ def test_xla_count_is_the_dense_count_without_same_padding(num_steps):
   dense = bench_xla.step_flops(num_steps, 8) / 1e9
   assert step['dense_gflop_per_step'] == pytest.approx(dense)
   assert 0.8 * dense < step['gflop_per_step'] < dense
+
+
+def test_the_imagenet_benchmarks_time_the_real_pipeline_and_step():
+  from tradeoff.bench import imagenet as bench_imagenet  # pylint: disable=g-import-not-at-top
+  out = bench_imagenet.pipeline_throughput(num_images=8, size=32, threads=(1, 2),
+                                           batch_size=4, seconds=0.05)
+  assert [r['threads'] for r in out['pipeline']] == [1, 2]
+  assert all(r['train_images_per_s'] > 0 and r['eval_images_per_s'] > 0 and
+             r['train_batches'] >= 3 for r in out['pipeline'])
+  assert 333 <= min(out['jpeg_mean_width_height']) <= 500 and out['jpeg_mean_bytes'] > 1000
+  out.update(device='cpu', versions={'jax': '0'}, xla_flags='', commit='0' * 40)
+  assert '| 2 |' in bench_imagenet.format_pipeline(out)
+  step = bench_imagenet.resnet_step(depth=18, batch_size=2, pgd_steps=(1,),
+                                    dtypes=('bfloat16',), size=32, seconds=0.0)
+  assert [(r['name'], r['dtype']) for r in step['steps']] == [('pgd1', 'bfloat16')]
+  assert step['steps'][0]['images_per_s'] > 0 and step['steps'][0]['timed_steps'] >= 3
+  step.update(device='cpu', versions={'jax': '0'}, xla_flags='', commit='0' * 40)
+  assert '| pgd1 | bfloat16 | 2 |' in bench_imagenet.format_resnet(step)

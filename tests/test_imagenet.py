@@ -44,7 +44,7 @@ def _data_cfg(name, data_dir, **overrides):
 def _record_labels(images: streaming.Images) -> list[int]:
   """The ImageNet label of each example of a view, from its record's file name
   (train) -- independent of the label field the loader reads."""
-  names, _ = tiny_imagenet.imagenet_names()
+  names, _ = imagenet.synset_names()
   index = {n: i for i, n in enumerate(names)}
   src = streaming.data_source(images.version_dir, images.split)
   return [index[src[int(i)]['file_name'].decode().split('_')[0]] for i in images.indices]

@@ -99,3 +99,74 @@ def _register():
 
 
 _register()
+
+
+# ---------------------------------------------------------------------------
+# A stand-in ILSVRC2012 download, for tests and the pipeline benchmark.
+
+def synset_names() -> tuple[list[str], list[str]]:
+  """(WordNet ids of the 1000 classes in label order, WordNet ids of the 50 000
+  validation images in file-name order), as tfds's imagenet2012 builder reads them."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  path = os.path.join(os.path.dirname(tfds.__file__), 'datasets', 'imagenet2012')
+  with open(os.path.join(path, 'labels.txt')) as f:
+    names = f.read().split()
+  with open(os.path.join(path, 'validation_labels.txt')) as f:
+    val = f.read().split()
+  return names, val
+
+
+def _jpeg(rng: np.random.Generator, h: int, w: int, natural: bool, quality: int) -> bytes:
+  """Random pixels, or (natural) smooth random structure with mild noise, which
+  compresses like a photograph rather than like noise."""
+  import io  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  if natural:
+    coarse = rng.integers(0, 256, (max(2, h // 24), max(2, w // 24), 3), dtype=np.uint8)
+    im = np.asarray(Image.fromarray(coarse).resize((w, h), Image.BICUBIC), np.float32)
+    im = np.clip(im + rng.normal(0, 6, im.shape), 0, 255).astype(np.uint8)
+  else:
+    im = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+  buf = io.BytesIO()
+  Image.fromarray(im).save(buf, 'JPEG', quality=quality)
+  return buf.getvalue()
+
+
+def write_ilsvrc_tars(root: str, train_classes, per_class: int, num_val: int, *,
+                      size_range=(24, 96), natural: bool = False, quality: int = 75,
+                      seed: int = 0) -> str:
+  """Writes ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar into `root` in the
+  layout tfds's imagenet2012 builder reads, with generated JPEGs.
+
+  The train tar holds one tar per class in `train_classes` (ImageNet label
+  indices), named by its WordNet id, of `per_class` images <wnid>_<k>.JPEG; the
+  val tar holds ILSVRC2012_val_00000001.JPEG ... <num_val>, which the builder
+  labels with the first `num_val` lines of its validation_labels.txt. Heights
+  and widths are drawn from `size_range`.
+  """
+  import io  # pylint: disable=g-import-not-at-top
+  import tarfile  # pylint: disable=g-import-not-at-top
+  os.makedirs(root, exist_ok=True)
+  names, _ = synset_names()
+  rng = np.random.default_rng(seed)
+
+  def add(tar, name, payload):
+    info = tarfile.TarInfo(name)
+    info.size = len(payload)
+    tar.addfile(info, io.BytesIO(payload))
+
+  def image():
+    h, w = (int(v) for v in rng.integers(size_range[0], size_range[1] + 1, 2))
+    return _jpeg(rng, h, w, natural, quality)
+
+  with tarfile.open(os.path.join(root, 'ILSVRC2012_img_train.tar'), 'w') as outer:
+    for c in train_classes:
+      inner_buf = io.BytesIO()
+      with tarfile.open(fileobj=inner_buf, mode='w') as inner:
+        for k in range(per_class):
+          add(inner, f'{names[c]}_{k}.JPEG', image())
+      add(outer, f'{names[c]}.tar', inner_buf.getvalue())
+  with tarfile.open(os.path.join(root, 'ILSVRC2012_img_val.tar'), 'w') as val:
+    for k in range(1, num_val + 1):
+      add(val, f'ILSVRC2012_val_{k:08d}.JPEG', image())
+  return root

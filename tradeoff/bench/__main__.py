@@ -4,6 +4,8 @@ r"""Throughput of the training step, against this machine's matmul peak.
     python -m tradeoff.bench --mode=layers --output=figures/results/bench_cpu_layers.json
     python -m tradeoff.bench --mode=profile --output=figures/results/bench_cpu_profile.json
     python -m tradeoff.bench --mode=attacks --workdir=<robust run> --output=figures/results/bench_attacks.json
+    python -m tradeoff.bench --mode=pipeline --output=figures/results/bench_imagenet_pipeline.json
+    python -m tradeoff.bench --mode=resnet --batch_size=8 --output=figures/results/bench_resnet50.json
     python -m tradeoff.bench --show=figures/results/bench_cpu.json     # print a stored result
 
 Times the real pmapped train step (Madry et al. MNIST CNN, batch 128, ℓ∞
@@ -19,6 +21,10 @@ larger), so the share of peak compares like with like.
 
 --mode=attacks times evaluation attacks instead: AutoAttack standard against
 PGD-100 × 5 on one trained checkpoint (tradeoff/bench/attacks.py).
+
+--mode=pipeline and --mode=resnet time Restricted ImageNet's input pipeline
+at 224 px and the ImageNet ResNet-50 training step (standard and PGD-k, f32
+and bf16), so the two can be compared per host (tradeoff/bench/imagenet.py).
 """
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ from tradeoff import cli
 from tradeoff import errors
 from tradeoff import provenance
 from tradeoff.bench import attacks as bench_attacks
+from tradeoff.bench import imagenet as bench_imagenet
 from tradeoff.bench import profile as bench_profile
 from tradeoff.bench import steps as benchmarks
 
@@ -39,13 +46,20 @@ _STEPS = flags.DEFINE_list('pgd_steps', ['7', '40'], 'PGD step counts to benchma
 _SECONDS = flags.DEFINE_float('seconds', 10.0, 'Minimum timed seconds per configuration.')
 _OUTPUT = flags.DEFINE_string('output', 'figures/results/bench.json', 'JSON output path.')
 _SHOW = flags.DEFINE_string('show', None, 'Print the table of an existing bench JSON and exit.')
-_MODE = flags.DEFINE_enum('mode', 'steps', ['steps', 'layers', 'profile', 'attacks'],
+_MODE = flags.DEFINE_enum('mode', 'steps', ['steps', 'layers', 'profile', 'attacks', 'pipeline',
+                                            'resnet'],
                           'steps: the training steps; layers: each conv layer alone (forward / '
                           'input gradient / kernel gradient) and PGD restarts; profile: the '
                           'PGD-k step (first of --pgd_steps) op by op from a profiler trace; '
-                          'attacks: AutoAttack standard vs PGD-100 x 5 on --workdir.')
+                          'attacks: AutoAttack standard vs PGD-100 x 5 on --workdir; '
+                          'pipeline: the streaming ImageNet input pipeline at 224 px; resnet: '
+                          'the ImageNet ResNet training step, f32 and bf16.')
+_THREADS = flags.DEFINE_list('threads', ['1', '2'], 'pipeline: decoding thread counts to time.')
+_DEPTH = flags.DEFINE_integer('depth', 50, 'resnet: ImageNet ResNet depth.')
+_DTYPES = flags.DEFINE_list('dtypes', ['float32', 'bfloat16'], 'resnet: compute dtypes.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'attacks: the trained run to attack.')
-_EXAMPLES = flags.DEFINE_integer('num_examples', 1000, 'attacks: first N test images.')
+_EXAMPLES = flags.DEFINE_integer('num_examples', 1000, 'attacks: first N test images; '
+                                 'pipeline: stand-in images per split.')
 
 
 def main(argv):
@@ -53,7 +67,11 @@ def main(argv):
   if _SHOW.value:
     with open(_SHOW.value) as f:
       stored = json.load(f)
-    if 'profile' in stored:
+    if 'pipeline' in stored:
+      print(bench_imagenet.format_pipeline(stored))
+    elif 'model' in stored and stored['model'].startswith('imagenet_resnet'):
+      print(bench_imagenet.format_resnet(stored))
+    elif 'profile' in stored:
       print(bench_profile.format_profile(stored))
     elif 'autoattack_over_pgd' in stored:
       print(bench_attacks.format_attack_cost(stored))
@@ -66,6 +84,20 @@ def main(argv):
       raise errors.UserError('--mode=attacks needs --workdir=<a trained robust run>.')
     out = {**_provenance(), **bench_attacks.attack_cost(_WORKDIR.value, _EXAMPLES.value)}
     print(bench_attacks.format_attack_cost(out))
+    _write(out)
+    return
+  if _MODE.value == 'pipeline':
+    out = {**_provenance(), **bench_imagenet.pipeline_throughput(
+        num_images=_EXAMPLES.value, threads=[int(t) for t in _THREADS.value],
+        batch_size=_BATCH.value, seconds=_SECONDS.value)}
+    print(bench_imagenet.format_pipeline(out))
+    _write(out)
+    return
+  if _MODE.value == 'resnet':
+    out = {**_provenance(), **bench_imagenet.resnet_step(
+        _DEPTH.value, _BATCH.value, [0] + [int(s) for s in _STEPS.value], _DTYPES.value,
+        seconds=_SECONDS.value)}
+    print(bench_imagenet.format_resnet(out))
     _write(out)
     return
   if _MODE.value == 'profile':

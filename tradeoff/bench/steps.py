@@ -65,6 +65,17 @@ def bench_step(num_steps: int, batch_size: int, seconds: float) -> dict:
   dense_flops = bench_xla.step_flops(num_steps, batch_size)
 
   p_step, rstate, sharded = pmapped(loss_fn, ctx, state, batch)
+  timing = time_step(p_step, rstate, sharded, seconds)
+  per_step = timing['seconds_per_step']
+  return {'name': f'pgd{num_steps}' if num_steps else 'standard', 'pgd_steps': num_steps,
+          'batch_size': batch_size, **timing, 'images_per_s': batch_size / per_step,
+          'gflop_per_step': flops / 1e9, 'gflops': flops / per_step / 1e9,
+          'dense_gflop_per_step': dense_flops / 1e9, 'dense_gflops': dense_flops / per_step / 1e9}
+
+
+def time_step(p_step, rstate, sharded, seconds: float) -> dict:
+  """Seconds per call of a pmapped train step after two warm-up calls (at least 3
+  timed calls, and `seconds`), and the first call's extra time (compilation)."""
   key = jax.random.key(1)
   t0 = time.perf_counter()
   rstate, m = p_step(rstate, sharded, key)
@@ -79,11 +90,7 @@ def bench_step(num_steps: int, batch_size: int, seconds: float) -> dict:
     n += 1
   jax.block_until_ready(m)
   per_step = (time.perf_counter() - t0) / n
-  return {'name': f'pgd{num_steps}' if num_steps else 'standard', 'pgd_steps': num_steps,
-          'batch_size': batch_size, 'timed_steps': n, 'seconds_per_step': per_step,
-          'images_per_s': batch_size / per_step, 'compile_s': first_call - per_step,
-          'gflop_per_step': flops / 1e9, 'gflops': flops / per_step / 1e9,
-          'dense_gflop_per_step': dense_flops / 1e9, 'dense_gflops': dense_flops / per_step / 1e9}
+  return {'timed_steps': n, 'seconds_per_step': per_step, 'compile_s': first_call - per_step}
 
 
 def _timed(fn, *args, seconds: float = 3.0) -> float:
