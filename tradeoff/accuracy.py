@@ -65,7 +65,10 @@ def evaluate(p_eval_step: Callable, params, model_state, x: np.ndarray, y: np.nd
   """
   num_devices = jax.local_device_count()
   totals = None
-  for i, batch in enumerate(data.eval_batches(x, y, batch_size)):
+  # With several processes each attacks its slice of every batch; the psum adds
+  # all devices of all processes, so every process gets the same totals.
+  for i, batch in enumerate(data.eval_batches(x, y, batch_size, jax.process_index(),
+                                              jax.process_count())):
     sums = p_eval_step(params, model_state, parallel.shard(batch, num_devices),
                        jax.random.fold_in(rng, i))
     sums = jax.tree.map(lambda a: a[0], sums)
@@ -148,13 +151,19 @@ def _bucket(n: int, batch_size: int, num_devices: int) -> int:
 def robust_mask(p_robust_step: Callable, params, model_state, x: np.ndarray, y: np.ndarray,
                 batch_size: int, rng: jax.Array, first_target: int = 0) -> np.ndarray:
   """bool[len(y)] of a make_robust_step function over (x, y)."""
-  num_devices = jax.local_device_count()
-  batch_size = _bucket(len(y), batch_size, num_devices)
+  num_devices, num_processes = jax.local_device_count(), jax.process_count()
+  batch_size = _bucket(len(y), batch_size, num_devices * num_processes)
   out = []
-  for i, batch in enumerate(data.eval_batches(x, y, batch_size)):
-    ok = p_robust_step(params, model_state, parallel.shard(batch, num_devices),
-                       jax.random.fold_in(rng, i), first_target)
-    out.append(np.asarray(ok).reshape(-1)[batch['mask'] > 0])
+  for i, batch in enumerate(data.eval_batches(x, y, batch_size, jax.process_index(),
+                                              num_processes)):
+    ok = np.asarray(p_robust_step(params, model_state, parallel.shard(batch, num_devices),
+                                  jax.random.fold_in(rng, i), first_target)).reshape(-1)
+    mask = batch['mask'] > 0
+    if num_processes > 1:  # every process's slice, in batch order
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      ok, mask = (np.asarray(a).reshape(-1) for a in multihost_utils.process_allgather(
+          (ok, mask)))
+    out.append(ok[mask])
   return np.concatenate(out) if out else np.zeros(0, bool)
 
 

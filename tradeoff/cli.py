@@ -13,6 +13,8 @@ module level with absl, so `--help` lists them, and calls `cli.run(main)`:
   preempted or timed-out job runs the same clean-up as Ctrl-C; the training
   loop catches both itself, saves a checkpoint and raises
   `errors.Interrupted`, which exits with status 128 + the signal number;
+- in a multi-process run, a collective that fails because another process
+  stopped is reported on one line, and the process exits at once (status 3);
 - any other exception is a bug and keeps its traceback.
 
 `python -m tradeoff.bench_xla` is the one exception: it imports only jax and
@@ -73,6 +75,25 @@ def _sigterm_as_interrupt(signum, frame):
   raise KeyboardInterrupt(f'signal {signum}')
 
 
+EXIT_PEER_FAILED = 3
+
+
+def _exit_if_a_peer_failed(e: Exception) -> None:
+  """In a multi-process run, a failed collective means another process stopped
+  (killed, crashed, preempted): say so on one line and exit at once, instead of
+  a traceback and JAX's shutdown barrier waiting for the dead process."""
+  jax = sys.modules.get('jax')
+  if jax is None or not isinstance(e, jax.errors.JaxRuntimeError) or jax.process_count() < 2:
+    return
+  first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+  print(f'{program_name()}: error: process {jax.process_index()} of {jax.process_count()}: a '
+        f'collective with the other processes failed ({first[:300]}); another process has '
+        f'most likely stopped. Restart every process with the same command to resume from '
+        f'the last checkpoint.', file=sys.stderr, flush=True)
+  sys.stdout.flush()
+  os._exit(EXIT_PEER_FAILED)  # pylint: disable=protected-access
+
+
 def run(main: Callable[[list[str]], None]) -> None:
   """absl's app.run(main), with user errors as one line and SIGTERM as Ctrl-C."""
   check_config_file_flags(sys.argv)
@@ -89,5 +110,8 @@ def run(main: Callable[[list[str]], None]) -> None:
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM outside the training loop
       print(f'{program_name()}: interrupted ({e or "SIGINT"})', file=sys.stderr)
       sys.exit(130)
+    except Exception as e:  # pylint: disable=broad-except
+      _exit_if_a_peer_failed(e)
+      raise
 
   app.run(wrapped)

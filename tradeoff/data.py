@@ -394,21 +394,27 @@ def train_stream(ds: Dataset, batch_size: int, seed: int, *, process_index: int 
                      process_count=process_count)
 
 
-def eval_batches(x: np.ndarray, y: np.ndarray, batch_size: int
-                 ) -> Iterator[dict[str, np.ndarray]]:
+def eval_batches(x: np.ndarray, y: np.ndarray, batch_size: int, process_index: int = 0,
+                 process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
   """Fixed-size batches covering x once; the last is padded with mask = 0.
 
   Metrics are aggregated as masked sums and counts, so every example counts
-  exactly once and padding counts never.
+  exactly once and padding counts never. With several processes, each gets its
+  slice (batch_size / process_count rows) of every global batch, and the same
+  number of batches.
   """
+  local = batch_size // process_count
   for start in range(0, len(y), batch_size):
-    xb, yb = to_float(x[start:start + batch_size]), y[start:start + batch_size]
+    lo = min(len(y), start + process_index * local)
+    hi = min(len(y), lo + local, start + batch_size)
+    xb, yb = to_float(x[lo:hi]), y[lo:hi]
     k = len(yb)
-    mask = np.ones(batch_size, np.float32)
-    if k < batch_size:
-      pad = batch_size - k
-      xb = np.concatenate([xb, np.zeros((pad,) + xb.shape[1:], xb.dtype)])
-      yb = np.concatenate([yb, np.zeros(pad, yb.dtype)])
+    mask = np.ones(local, np.float32)
+    if k < local:
+      pad = local - k
+      shape = tuple(x.shape[1:])
+      xb = np.concatenate([xb.reshape((k,) + shape), np.zeros((pad,) + shape, np.float32)])
+      yb = np.concatenate([yb, np.zeros(pad, y.dtype)])
       mask[k:] = 0
     yield {'image': xb, 'label': yb, 'mask': mask}
 

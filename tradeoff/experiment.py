@@ -107,11 +107,14 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     raise errors.UserError(f'data.classes={classes} must list at least 2 distinct class '
                            f'indices >= 0, or be () for all classes.')
   num_devices = parallel.local_device_count()
+  num_processes = jax.process_count()
   for name in ('batch_size', 'eval_batch_size'):
     b = config.data[name]
-    if b <= 0 or b % num_devices:
-      raise errors.UserError(f'data.{name}={b} must be a positive multiple of the '
-                             f'{num_devices} local devices.')
+    if b <= 0 or b % (num_devices * num_processes):
+      where = (f'{num_devices} local devices' if num_processes == 1 else
+               f'{num_devices * num_processes} devices ({num_processes} processes × '
+               f'{num_devices} local devices)')
+      raise errors.UserError(f'data.{name}={b} must be a positive multiple of the {where}.')
   labelled, teacher = config.data.get('labelled_size', 0), config.data.get('pseudo_label_from', '')
   if bool(labelled) != bool(teacher) or labelled < 0:
     raise errors.UserError(

@@ -31,6 +31,7 @@ import optax
 from tradeoff import accuracy
 from tradeoff import attacks
 from tradeoff import data
+from tradeoff import distributed
 from tradeoff import errors
 from tradeoff import experiment
 from tradeoff import losses
@@ -163,8 +164,13 @@ def train_and_evaluate(config, workdir: str) -> dict:
   t_start = time.time()
   commit = provenance.git_commit()  # the code this process runs; HEAD may move meanwhile
   exp = experiment.build(config)
-  workdir_lib.prepare(config, workdir)
-  workdir_lib.write_model_record(workdir, experiment.model_record(exp))
+  primary = distributed.is_primary()
+  if primary:
+    workdir_lib.prepare(config, workdir)
+    workdir_lib.write_model_record(workdir, experiment.model_record(exp))
+  distributed.barrier('workdir prepared')
+  if not primary:
+    workdir_lib.prepare(config, workdir, write=False)
   cfg, ds, module = exp.config, exp.ds, exp.eval_module  # training uses exp.ctx.module
   num_devices = parallel.local_device_count()
   state, lr_schedule, steps = experiment.initial_state(exp)
@@ -184,6 +190,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   eval_steps = (accuracy.make_eval_step(module, exp.eval_attack),
                 accuracy.make_eval_step(module, attacks.Attack()))
   stream = data.train_stream(ds, cfg.data.batch_size, cfg.seed,
+                             process_index=jax.process_index(),
+                             process_count=jax.process_count(),
                              crop_scale=tuple(cfg.data.crop_scale))
   x_eval, y_eval = experiment.eval_split(cfg, ds)
   n_train_eval = min(cfg.eval_train_examples, len(ds.y_train))
@@ -205,7 +213,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
     val = run_eval(st, ds.x_val, ds.y_val, 0)
     if best is None or val['robust_accuracy'] > best['validation']['robust_accuracy']:
       best = {'step': done, 'validation': val}
-      workdir_lib.save_checkpoint(best_mngr, done, parallel.unreplicate(st), best)
+      workdir_lib.save_checkpoint(best_mngr, done, jax.device_get(parallel.unreplicate(st)),
+                                  best)
       best_mngr.wait_until_finished()
       logging.info('step %d: best validation robust accuracy so far (%.4f); kept in %s',
                    done, val['robust_accuracy'], workdir_lib.best_checkpoint_dir(workdir))
@@ -228,8 +237,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
           f'{k}={v:.4g}' for k, v in scalars.items() if k.endswith('_accuracy')))
     return out
 
-  writer = writers.MetricWriter(workdir, tensorboard=cfg.tensorboard)
-  progress = writers.Progress(steps, start_step) if cfg.progress_bar else None
+  writer = writers.MetricWriter(workdir, tensorboard=cfg.tensorboard, enabled=primary)
+  progress = writers.Progress(steps, start_step) if cfg.progress_bar and primary else None
   rstate = parallel.replicate(state, num_devices)
   pending: list[tuple[int, dict]] = []
   t_last, steps_since = time.time(), 0
@@ -259,8 +268,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
     t_last, steps_since = time.time(), 0
 
   def save(done: int):
+    # Every process saves (orbax writes the replicated state once and waits for all).
     seconds = train_seconds + time.time() - t_train
-    workdir_lib.save_checkpoint(mngr, done, parallel.unreplicate(rstate),
+    workdir_lib.save_checkpoint(mngr, done, jax.device_get(parallel.unreplicate(rstate)),
                                 {'train_seconds': seconds})
 
   t_train = time.time()
@@ -275,21 +285,22 @@ def train_and_evaluate(config, workdir: str) -> dict:
         progress.update()
       done = step + 1
       is_ckpt = done % cfg.checkpoint_every == 0 or done == steps
-      if done % cfg.log_every == 0 or is_ckpt or stop.signum is not None:
+      stopping = distributed.any_process(stop.signum is not None)
+      if done % cfg.log_every == 0 or is_ckpt or stopping:
         flush(done)
       if cfg.eval_every > 0 and done % cfg.eval_every == 0 and done != steps:
         periodic_eval(rstate, done)
-      if is_ckpt or stop.signum is not None:
+      if is_ckpt or stopping:
         save(done)
-      if stop.signum is not None:
+      if stopping:
         mngr.wait_until_finished()
         writer.close()
-        name = signal.Signals(stop.signum).name
+        name = signal.Signals(stop.signum).name if stop.signum else 'another process\'s signal'
         logging.warning('%s at step %d/%d: checkpoint saved in %s; run the same command '
                         'to resume.', name, done, steps, workdir_lib.checkpoint_dir(workdir))
         raise errors.Interrupted(f'stopped by {name} at step {done}/{steps}; checkpoint '
                                  f'saved in {workdir_lib.checkpoint_dir(workdir)}. Run the '
-                                 f'same command to resume.', stop.signum)
+                                 f'same command to resume.', stop.signum or signal.SIGTERM)
   flush(steps)
   train_seconds += time.time() - t_train
   mngr.wait_until_finished()
@@ -313,6 +324,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
       'device': provenance.device_description(),
       'host': provenance.host(),
       'versions': provenance.versions(),
+      'processes': distributed.describe(),
       'wall_time_s': time.time() - t_start,
       'train_time_s': train_seconds,
       'eval_time_s': eval_seconds,
@@ -325,7 +337,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
       **final,
       **selection,
   }
-  path = workdir_lib.write_results(workdir, results)
+  path = workdir_lib.write_results(workdir, results) if primary else None
   logging.info('clean accuracy %.4f, robust accuracy %.4f (%s, eps=%g) -> %s',
                final['clean_accuracy'], final['robust_accuracy'],
                results['eval_attack']['name'], exp.eval_attack.eps, path)

@@ -131,10 +131,12 @@ def write_json(path: str, payload: dict, indent: int = 2) -> None:
   os.replace(tmp, path)  # a reader never sees half a file
 
 
-def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
+def prepare(config: ml_collections.ConfigDict, workdir: str, write: bool = True) -> None:
   """Creates the workdir and saves config.json, or checks that a resumed run
-  trains what was started there."""
-  os.makedirs(workdir, exist_ok=True)
+  trains what was started there. write=False only checks (the processes of a
+  multi-process run other than the first)."""
+  if write:
+    os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, 'config.json')
   current = as_json(config)
   if os.path.exists(path):
@@ -145,7 +147,8 @@ def prepare(config: ml_collections.ConfigDict, workdir: str) -> None:
       details = '; '.join(f'{k}: {saved_flat.get(k)!r} -> {new_flat.get(k)!r}' for k in diff)
       raise errors.UserError(f'{workdir} holds a run with a different config ({details}). '
                              f'Use a new --workdir, or the same config to resume.')
-  write_json(path, current)
+  if write:
+    write_json(path, current)
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:

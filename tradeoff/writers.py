@@ -17,14 +17,18 @@ class MetricWriter:
   it, and `read_metrics` keeps the last line written for each step.
   """
 
-  def __init__(self, workdir: str, tensorboard: bool = True):
+  def __init__(self, workdir: str, tensorboard: bool = True, enabled: bool = True):
+    """enabled=False: writes nothing (every process but the first of a multi-process run)."""
     self.path = os.path.join(workdir, 'metrics.jsonl')
+    self.enabled = enabled
     self._tb = None
-    if tensorboard:
+    if tensorboard and enabled:
       from flax.metrics import tensorboard as flax_tb  # pylint: disable=g-import-not-at-top
       self._tb = flax_tb.SummaryWriter(os.path.join(workdir, 'tensorboard'))
 
   def write(self, step: int, scalars: dict[str, float]) -> None:
+    if not self.enabled:
+      return
     record = {'step': int(step), **{k: float(v) for k, v in scalars.items()}}
     with open(self.path, 'a') as f:
       f.write(json.dumps(record) + '\n')

@@ -13,6 +13,7 @@ r"""Runs the experiments behind a figure and draws it.
     python -m tradeoff.figures reevaluate --results=figures/results/figure6_mnist_linf.json
     python -m tradeoff.figures frontier --results=figures/results/frontier_mnist_autoattack_fast.json
     python -m tradeoff.figures rst --results=figures/results/rst_mnist_autoattack_fast.json
+    python -m tradeoff.figures precision --workdir=<a run trained with model.dtype=bfloat16>
 
 Commands:
   theory   §2: Theorem 2.1 bound, Theorem 2.2 SVMs, the Gaussian variant
@@ -59,6 +60,11 @@ Commands:
   rst      robust self-training against standard and adversarial training on the
            same labelled examples, from a collected rst sweep (--results)
            (figures/compare_<name>.png from figures/results/compare_<name>.json).
+  precision
+           one run's robust accuracy under its evaluation attack and APGD-CE with the
+           model computing in float32 and in bfloat16 (--workdir; --sanity_examples
+           test images): does a bf16 gradient weaken the attack?
+           (figures/precision_<run>.png, results/precision_<run>.json).
   docs     rewrites the generated tables of docs/*.md from the result files they
            name (--check: fail instead if one is out of date).
   table    a markdown table of the runs in --results=a.json,b.json (e.g. the
@@ -93,7 +99,8 @@ _DOCS_DIR = flags.DEFINE_string('docs_dir', 'docs', 'docs: the markdown files to
 _CHECK = flags.DEFINE_bool('check', False, 'docs: fail if a generated table is out of date.')
 _ATTACK = flags.DEFINE_string('attack', 'autoattack_fast',
                               'reevaluate: autoattack_fast or autoattack.')
-_SANITY_EXAMPLES = flags.DEFINE_integer('sanity_examples', 500, 'sanity: test images attacked.')
+_SANITY_EXAMPLES = flags.DEFINE_integer('sanity_examples', 500,
+                                        'sanity, precision: test images attacked.')
 _SANITY_STEPS = flags.DEFINE_integer('sanity_steps', 100, 'sanity: APGD-CE iterations.')
 _SANITY_QUERIES = flags.DEFINE_integer('sanity_queries', 1000, 'sanity: Square queries.')
 _CERTIFY_EXAMPLES = flags.DEFINE_integer('certify_examples', 500,
@@ -162,6 +169,14 @@ def _sanity(workdir):
                     square_queries=_SANITY_QUERIES.value)
 
 
+def _precision(workdir):
+  if not _WORKDIR.value:
+    raise errors.UserError('precision needs --workdir=<a trained run>.')
+  from tradeoff.figures import precision  # pylint: disable=g-import-not-at-top
+  return precision.run(workdir, _RESULTS_DIR.value, _FIGURES_DIR.value, _PLOT_ONLY.value,
+                       num_examples=_SANITY_EXAMPLES.value)
+
+
 def _smoothing(workdir):
   del workdir
   results = _results('smoothing', 'figures/results/<sweep name>.json (a collected sweep of '
@@ -210,7 +225,7 @@ COMMANDS = {'theory': _theory, 'binary_mnist': _binary_mnist,
             'interpolation': _perception('interpolation'), 'reference': _reference,
             'docs': _docs, 'sanity': _sanity, 'smoothing': _smoothing,
             'overfitting': _overfitting, 'reevaluate': _reevaluate,
-            'frontier': _frontier, 'rst': _rst}
+            'frontier': _frontier, 'rst': _rst, 'precision': _precision}
 
 
 def main(argv):
