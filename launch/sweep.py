@@ -3,6 +3,8 @@ r"""Runs a sweep: a grid of tradeoff runs, one workdir each, then collects resul
     python -m launch.sweep --sweep=configs/sweeps/figure6_mnist_linf.py [--parallel=2]
     python -m launch.sweep --sweep=... --dry_run        # list the runs and their state
     python -m launch.sweep --sweep=... --collect_only   # only write the results file
+    python -m launch.sweep --sweep=... --executor=slurm --slurm_partition=gpu \
+        --slurm_gpus_per_node=1 --parallel=8            # a Slurm job array (submitit)
 
 The sweep config format is described in launch/grids.py.
 
@@ -11,6 +13,13 @@ run resumes from its last checkpoint, so a killed sweep loses at most one
 checkpoint interval per running job. Each run is a subprocess (its log is
 <workdir>/log.txt), so one failing run does not stop the others. All runs'
 results go to one file, figures/results/<name>.json by default.
+
+--executor picks who runs the runs: `local` (default) starts subprocesses on
+this machine; `slurm` submits them as one Slurm job array through submitit
+(--parallel of them at a time, each resubmitted by submitit when Slurm
+preempts it or its time runs out; it resumes from its checkpoint);
+`submitit_local` runs the same submitit code path as local subprocesses (what
+the tests use). Skipping, resuming and collecting are the same for all three.
 """
 from __future__ import annotations
 
@@ -39,6 +48,16 @@ _OUTPUT = flags.DEFINE_string('output', None,
 _DRY_RUN = flags.DEFINE_bool('dry_run', False, 'Print the runs and their state only.')
 _COLLECT_ONLY = flags.DEFINE_bool('collect_only', False, 'Only collect results.')
 _RUN = flags.DEFINE_integer('run', None, 'Internal: train run number RUN of the sweep.')
+_EXECUTOR = flags.DEFINE_enum('executor', 'local', ['local', 'slurm', 'submitit_local'],
+                              'local: subprocesses here; slurm: a Slurm job array through '
+                              'submitit; submitit_local: submitit\'s local executor.')
+_SUBMITIT_DIR = flags.DEFINE_string('submitit_dir', None, 'submitit logs and job files '
+                                    '(default <root>/<sweep name>/submitit).')
+_SLURM_PARTITION = flags.DEFINE_string('slurm_partition', None, 'slurm: partition.')
+_SLURM_TIME = flags.DEFINE_integer('slurm_time_min', 24 * 60, 'slurm: time limit per job, '
+                                   'minutes (a run that needs longer is resubmitted).')
+_SLURM_GPUS = flags.DEFINE_integer('slurm_gpus_per_node', 1, 'slurm: GPUs per job.')
+_SLURM_CPUS = flags.DEFINE_integer('slurm_cpus_per_task', 8, 'slurm: CPU cores per job.')
 
 # What the collected file keeps of each run's results.json.
 RESULT_FIELDS = ('clean_accuracy', 'robust_accuracy', 'num_examples', 'num_robust_examples',
@@ -138,6 +157,49 @@ def launch(sweep_path: str, runs: list[Run], root: str, parallel: int) -> list[s
   return failed
 
 
+class TrainRun:
+  """One run of a sweep as a submitit job: picklable, and resubmitted (resuming
+  from the run's checkpoint) when Slurm preempts it or its time runs out."""
+
+  def __init__(self, sweep_path: str, root: str):
+    self.sweep_path, self.root = os.path.abspath(sweep_path), root
+
+  def __call__(self, index: int) -> str:
+    sweep = load_sweep(self.sweep_path)
+    run = expand(sweep, self.root)[index]
+    _train_one(sweep, run)
+    return run.name
+
+  def checkpoint(self, index: int):
+    import submitit  # pylint: disable=g-import-not-at-top
+    return submitit.helpers.DelayedSubmission(TrainRun(self.sweep_path, self.root), index)
+
+
+def launch_submitit(sweep, sweep_path: str, runs: list[Run], root: str, parallel: int,
+                    cluster: str, folder: str) -> list[str]:
+  """Submits the runs as one job array (Slurm) or local jobs; returns failed run names."""
+  import submitit  # pylint: disable=g-import-not-at-top
+  executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+  params = {'name': sweep.name, 'timeout_min': _SLURM_TIME.value}
+  if cluster == 'slurm':
+    params.update(slurm_array_parallelism=parallel, gpus_per_node=_SLURM_GPUS.value,
+                  cpus_per_task=_SLURM_CPUS.value, slurm_partition=_SLURM_PARTITION.value)
+  executor.update_parameters(**{k: v for k, v in params.items() if v is not None})
+  jobs = executor.map_array(TrainRun(sweep_path, root), [r.index for r in runs])
+  failed = []
+  for run, job in zip(runs, jobs):
+    print(f'[submitted] {run.name}  (job {job.job_id})', flush=True)
+  for run, job in zip(runs, jobs):
+    try:
+      job.result()
+      print(f'[done] {run.name}', flush=True)
+    except Exception as e:  # pylint: disable=broad-except  (the run's own failure)
+      print(f'[FAILED] {run.name}: {str(e).strip().splitlines()[-1] if str(e) else e} '
+            f'(logs: {folder})', flush=True)
+      failed.append(run.name)
+  return failed
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
@@ -167,13 +229,19 @@ def main(argv):
   todo = [] if _COLLECT_ONLY.value else [r for r in runs if states[r.name] != 'finished']
   if todo:
     t0 = time.time()
-    failed = launch(_SWEEP.value, todo, _ROOT.value, _PARALLEL.value)
+    if _EXECUTOR.value == 'local':
+      failed = launch(_SWEEP.value, todo, _ROOT.value, _PARALLEL.value)
+    else:
+      folder = _SUBMITIT_DIR.value or os.path.join(_ROOT.value, sweep.name, 'submitit')
+      failed = launch_submitit(sweep, _SWEEP.value, todo, _ROOT.value, _PARALLEL.value,
+                               'slurm' if _EXECUTOR.value == 'slurm' else 'local', folder)
     # The elapsed time of the invocation that trained runs: the grid's time when
     # it trained all of them (with --parallel > 1 the runs' own wall times
     # overlap, so their sum is not that).
     last_launch = {'started_at': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(t0)),
                    'wall_time_s': time.time() - t0, 'parallel': _PARALLEL.value,
                    'trained_runs': len(todo), 'partial_runs_resumed': counts['partial'],
+                   'executor': _EXECUTOR.value,
                    'commit': provenance.git_commit(),
                    'device': provenance.device_description()}
   elif os.path.exists(out):      # nothing trained now: keep the launch that trained it

@@ -6,6 +6,7 @@ r"""Throughput of the training step, against this machine's matmul peak.
     python -m tradeoff.bench --mode=attacks --workdir=<robust run> --output=figures/results/bench_attacks.json
     python -m tradeoff.bench --mode=pipeline --output=figures/results/bench_imagenet_pipeline.json
     python -m tradeoff.bench --mode=resnet --batch_size=8 --output=figures/results/bench_resnet50.json
+    python -m tradeoff.bench --mode=processes --output=figures/results/bench_processes_cpu.json
     python -m tradeoff.bench --show=figures/results/bench_cpu.json     # print a stored result
 
 Times the real pmapped train step (Madry et al. MNIST CNN, batch 128, ℓ∞
@@ -38,6 +39,7 @@ from tradeoff import errors
 from tradeoff import provenance
 from tradeoff.bench import attacks as bench_attacks
 from tradeoff.bench import imagenet as bench_imagenet
+from tradeoff.bench import processes as bench_processes
 from tradeoff.bench import profile as bench_profile
 from tradeoff.bench import steps as benchmarks
 
@@ -47,13 +49,17 @@ _SECONDS = flags.DEFINE_float('seconds', 10.0, 'Minimum timed seconds per config
 _OUTPUT = flags.DEFINE_string('output', 'figures/results/bench.json', 'JSON output path.')
 _SHOW = flags.DEFINE_string('show', None, 'Print the table of an existing bench JSON and exit.')
 _MODE = flags.DEFINE_enum('mode', 'steps', ['steps', 'layers', 'profile', 'attacks', 'pipeline',
-                                            'resnet'],
+                                            'resnet', 'processes', 'processes_worker'],
                           'steps: the training steps; layers: each conv layer alone (forward / '
                           'input gradient / kernel gradient) and PGD restarts; profile: the '
                           'PGD-k step (first of --pgd_steps) op by op from a profiler trace; '
                           'attacks: AutoAttack standard vs PGD-100 x 5 on --workdir; '
                           'pipeline: the streaming ImageNet input pipeline at 224 px; resnet: '
-                          'the ImageNet ResNet training step, f32 and bf16.')
+                          'the ImageNet ResNet training step, f32 and bf16; processes: the '
+                          'PGD-7 step on 1 process vs 2 processes (multi-process cost).')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', 1, 'processes_worker: internal.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', 0, 'processes_worker: internal.')
+_COORDINATOR = flags.DEFINE_string('coordinator_address', None, 'processes_worker: internal.')
 _THREADS = flags.DEFINE_list('threads', ['1', '2'], 'pipeline: decoding thread counts to time.')
 _DEPTH = flags.DEFINE_integer('depth', 50, 'resnet: ImageNet ResNet depth.')
 _DTYPES = flags.DEFINE_list('dtypes', ['float32', 'bfloat16'], 'resnet: compute dtypes.')
@@ -67,7 +73,9 @@ def main(argv):
   if _SHOW.value:
     with open(_SHOW.value) as f:
       stored = json.load(f)
-    if 'pipeline' in stored:
+    if 'multi_over_single_images_per_s' in stored:
+      print(bench_processes.format_compare(stored))
+    elif 'pipeline' in stored:
       print(bench_imagenet.format_pipeline(stored))
     elif 'model' in stored and stored['model'].startswith('imagenet_resnet'):
       print(bench_imagenet.format_resnet(stored))
@@ -84,6 +92,17 @@ def main(argv):
       raise errors.UserError('--mode=attacks needs --workdir=<a trained robust run>.')
     out = {**_provenance(), **bench_attacks.attack_cost(_WORKDIR.value, _EXAMPLES.value)}
     print(bench_attacks.format_attack_cost(out))
+    _write(out)
+    return
+  if _MODE.value == 'processes_worker':
+    print(json.dumps(bench_processes.worker(
+        _NUM_PROCESSES.value, _PROCESS_ID.value, _COORDINATOR.value, _BATCH.value,
+        int(_STEPS.value[0]), _SECONDS.value)))
+    return
+  if _MODE.value == 'processes':
+    out = {**_provenance(), **bench_processes.compare(_BATCH.value, int(_STEPS.value[0]),
+                                                      _SECONDS.value)}
+    print(bench_processes.format_compare(out))
     _write(out)
     return
   if _MODE.value == 'pipeline':
