@@ -41,6 +41,7 @@ from tradeoff.bench import attacks as bench_attacks
 from tradeoff.bench import imagenet as bench_imagenet
 from tradeoff.bench import processes as bench_processes
 from tradeoff.bench import profile as bench_profile
+from tradeoff.bench import records
 from tradeoff.bench import steps as benchmarks
 
 _BATCH = flags.DEFINE_integer('batch_size', 128, 'Global batch size.')
@@ -72,20 +73,7 @@ def main(argv):
   del argv
   if _SHOW.value:
     with open(_SHOW.value) as f:
-      stored = json.load(f)
-    if 'multi_over_single_images_per_s' in stored:
-      print(bench_processes.format_compare(stored))
-    elif 'pipeline' in stored:
-      print(bench_imagenet.format_pipeline(stored))
-    elif 'model' in stored and stored['model'].startswith('imagenet_resnet'):
-      print(bench_imagenet.format_resnet(stored))
-    elif 'profile' in stored:
-      print(bench_profile.format_profile(stored))
-    elif 'autoattack_over_pgd' in stored:
-      print(bench_attacks.format_attack_cost(stored))
-    else:
-      fmt = benchmarks.format_layers if 'convolutions' in stored else benchmarks.format_table
-      print(fmt(stored))
+      print(records.format_record(json.load(f)))
     return
   if _MODE.value == 'attacks':
     if not _WORKDIR.value:

@@ -226,15 +226,8 @@ def engine(*paths: str) -> str:
 @generator('bench')
 def bench(path: str) -> str:
   """A stored `python -m tradeoff.bench` record, as `--show` prints it."""
-  from tradeoff.bench import profile  # pylint: disable=g-import-not-at-top
-  from tradeoff.bench import steps  # pylint: disable=g-import-not-at-top
-  out = common.read_json(path)
-  if 'profile' in out:
-    text = profile.format_profile(out)
-  elif 'convolutions' in out:
-    text = steps.format_layers(out)
-  else:
-    text = steps.format_table(out)
+  from tradeoff.bench import records  # pylint: disable=g-import-not-at-top
+  text = records.format_record(common.read_json(path))
   # The header line becomes a sentence above the table.
   return '\n'.join(line for line in text.splitlines() if line.startswith('|')) + '\n'
 
