@@ -12,7 +12,6 @@ from tradeoff import data
 from tradeoff import models
 from tradeoff import parallel
 from tradeoff import synthetic
-from tradeoff import train
 
 
 def _data_cfg(name, data_dir='', **kw):

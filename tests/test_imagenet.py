@@ -202,11 +202,7 @@ def test_a_killed_run_resumes_on_exactly_the_uninterrupted_batches(imagenet_dir,
 
 
 def _params(workdir):
-  mngr = workdir_lib.checkpoint_manager(workdir)
-  restored = mngr.restore(mngr.latest_step(), args=workdir_lib.ocp.args.Composite(
-      state=workdir_lib.ocp.args.StandardRestore()))
-  mngr.close()
-  return restored['state']['params']
+  return workdir_lib.raw_state(workdir)['params']
 
 
 @pytest.mark.slow
@@ -222,6 +218,27 @@ def test_the_smoke_config_trains_an_imagenet_resnet_on_restricted_imagenet(image
   assert results['train_steps'] == 4 and results['data']['num_classes'] == 9
   assert results['data']['source'].startswith('tfds:imagenet2012:')
   assert results['data']['streaming']['image_size'] == 64
-  assert results['num_examples'] == len(data.load(_data_cfg('restricted_imagenet',
-                                                             imagenet_dir), 0).y_test)
+  num_test = len(data.load(_data_cfg('restricted_imagenet', imagenet_dir), 0).y_test)
+  assert num_test > 16 and results['num_examples'] == 16   # the smoke run's num_eval_examples
   assert results['config']['model']['depth'] == 18
+
+
+def test_figure_2_runs_on_streamed_restricted_imagenet(imagenet_dir, tmp_path):
+  from tradeoff.figures import perception  # pylint: disable=g-import-not-at-top
+  from tradeoff.figures import specs  # pylint: disable=g-import-not-at-top
+  panel = {}
+  for role, eps in (('standard', 0.0), ('robust_linf', 0.005)):
+    c = _small_config(imagenet_dir)
+    c.attack.eps, c.num_train_steps = eps, 2
+    panel[role] = str(tmp_path / role)
+    train.train_and_evaluate(c, panel[role])
+  spec = specs.load_spec(None)
+  spec.restricted_imagenet.update({'standard': panel['standard'], 'independent': '',
+                                   'robust_l2': '', 'robust_linf': panel['robust_linf'],
+                                   'large_eps_linf': 0.05})
+  spec.num_eval_examples = 12
+  out = perception.gradients_experiment(spec, 'restricted_imagenet')
+  assert out['labels'] == list(range(9))           # the first test image of each superclass
+  assert np.asarray(out['images']).shape == (9, 16, 16, 3)
+  for role in ('standard', 'robust_linf'):
+    assert np.asarray(out['models'][role]['gradients']).shape == (9, 16, 16, 3)

@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 
 import jax
@@ -34,12 +33,7 @@ def _cli(*args, **kwargs):
 
 
 def _params(workdir, step=None):
-  mngr = workdir_lib.checkpoint_manager(workdir)
-  step = mngr.latest_step() if step is None else step
-  restored = mngr.restore(step, args=workdir_lib.ocp.args.Composite(
-      state=workdir_lib.ocp.args.StandardRestore()))
-  mngr.close()
-  return restored['state']['params']
+  return workdir_lib.raw_state(workdir, step)['params']
 
 
 # ---------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from tradeoff import configlib
 from tradeoff import experiment
 from tradeoff import models
 from tradeoff import optim
-from tradeoff import train
 
 
 def _model_cfg(name, **kw):
@@ -176,3 +175,15 @@ def test_bfloat16_resnet_computes_in_bf16_with_float32_parameters_and_logits():
   cfg.dtype = 'float16'
   with pytest.raises(ValueError, match="Unknown model.dtype 'float16'.*bfloat16, float32"):
     models.build(cfg, 10, (0.5,), (0.25,))
+
+
+def test_evaluation_computes_in_float32_unless_eval_dtype_says_otherwise():
+  cfg = configlib.base_config(dataset='cifar10', norm='linf', eps=0.0,
+                              model='imagenet_resnet').model
+  cfg.dtype = 'bfloat16'
+  assert models.eval_config(cfg).dtype == 'float32'
+  cfg.eval_dtype = ''
+  assert models.eval_config(cfg).dtype == 'bfloat16'
+  cfg.eval_dtype = 'float16'
+  with pytest.raises(ValueError, match=r"Unknown model.eval_dtype 'float16'.*bfloat16, float32"):
+    models.eval_config(cfg)

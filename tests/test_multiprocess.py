@@ -71,11 +71,7 @@ def _finish(procs, timeout=240):
 
 
 def _params(workdir):
-  mngr = workdir_lib.checkpoint_manager(workdir)
-  restored = mngr.restore(mngr.latest_step(), args=workdir_lib.ocp.args.Composite(
-      state=workdir_lib.ocp.args.StandardRestore()))
-  mngr.close()
-  return restored['state']['params']
+  return workdir_lib.raw_state(workdir)['params']
 
 
 @pytest.mark.slow

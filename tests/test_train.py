@@ -1,8 +1,5 @@
 """The pmapped step equals the single-device step; runs write what they claim."""
 import functools
-import json
-import math
-import os
 
 import jax
 import jax.numpy as jnp

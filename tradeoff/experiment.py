@@ -324,6 +324,31 @@ def restore(config: ml_collections.ConfigDict, workdir: str, steps=None):
   return exp, states
 
 
+@dataclasses.dataclass(frozen=True)
+class Restored:
+  """A run's newest checkpoint ready to attack: its experiment and state, the
+  parameters and model state replicated over the local devices, the run's
+  evaluation key, and the first test examples (x, y)."""
+  exp: Experiment
+  state: TrainState
+  params: Any
+  model_state: Any
+  rng: jax.Array
+  x: Any
+  y: np.ndarray
+
+
+def restore_for_evaluation(config: ml_collections.ConfigDict, workdir: str,
+                           num_examples: int) -> Restored:
+  exp, states = restore(config, workdir)
+  state = states[max(states)]
+  n = parallel.local_device_count()
+  _, _, rng = rng_streams(exp.config.seed)
+  return Restored(exp, state, parallel.replicate(state.params, n),
+                  parallel.replicate(state.model_state, n), rng,
+                  exp.ds.x_test[:num_examples], exp.ds.y_test[:num_examples])
+
+
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Restores the newest checkpoint of `workdir` and evaluates config.eval_attack."""
   t0 = time.time()

@@ -12,6 +12,8 @@ import os
 
 import numpy as np
 
+from tradeoff import data
+
 NUM_IMAGENET_CLASSES = 1000
 
 # (superclass, first ImageNet label, last ImageNet label), label = position.
@@ -41,11 +43,10 @@ def restricted_labels(imagenet_labels) -> np.ndarray:
 # ---------------------------------------------------------------------------
 # Datasets: tfds `imagenet2012` streamed from its ArrayRecord files.
 
-def _load(name: str, data_cfg) -> 'data.Dataset':
+def _load(name: str, data_cfg) -> data.Dataset:
   """imagenet2012 (1000 classes) or restricted_imagenet (its 9 superclasses), as
   streaming.Images views: train from ImageNet's train split, test from its
   validation split."""
-  from tradeoff import data  # pylint: disable=g-import-not-at-top
   from tradeoff import errors  # pylint: disable=g-import-not-at-top
   from tradeoff import streaming  # pylint: disable=g-import-not-at-top
   size, workers = int(data_cfg.image_size), int(data_cfg.workers)
@@ -93,7 +94,6 @@ def _load(name: str, data_cfg) -> 'data.Dataset':
 
 def _register():
   import functools  # pylint: disable=g-import-not-at-top
-  from tradeoff import data  # pylint: disable=g-import-not-at-top
   for name in ('imagenet2012', 'restricted_imagenet'):
     data.DATASETS.register(name)(functools.partial(_load, name))
 

@@ -247,6 +247,16 @@ def restore_checkpoint(mngr: ocp.CheckpointManager, step: int, like: Any) -> tup
   return out['state'], dict(out['meta'])
 
 
+def raw_state(workdir: str, step: int | None = None) -> dict:
+  """The arrays of a checkpoint ({'params': ..., 'opt_state': ..., ...}, the newest
+  when `step` is None) as saved, without a template of their structure."""
+  mngr = checkpoint_manager(workdir)
+  step = mngr.latest_step() if step is None else step
+  restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  mngr.close()
+  return restored['state']
+
+
 def restore_latest(workdir: str, like: Any, max_to_keep: int = 3
                    ) -> tuple[ocp.CheckpointManager, Any, dict | None]:
   """(manager, state, meta) of the newest readable checkpoint, or (manager, None, None).

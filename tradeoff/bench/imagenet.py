@@ -33,7 +33,6 @@ from tradeoff import losses
 from tradeoff import models
 from tradeoff import parallel
 from tradeoff import streaming
-from tradeoff import train
 from tradeoff.bench import steps as bench_steps
 
 TRAIN_CLASSES = tuple(range(151, 159))   # dogs: kept by Restricted ImageNet

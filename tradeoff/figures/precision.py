@@ -25,7 +25,6 @@ import numpy as np
 from tradeoff import accuracy
 from tradeoff import attacks
 from tradeoff import experiment
-from tradeoff import parallel
 from tradeoff import workdir as workdir_lib
 from tradeoff.figures import common
 from tradeoff.figures import sanity
@@ -47,19 +46,14 @@ def precision_experiment(workdir: str, num_examples: int = 1000) -> dict:
   for dtype in DTYPES:
     config = workdir_lib.load_config(workdir)
     config.model.eval_dtype = dtype
-    exp, states = experiment.restore(config, workdir)
-    state = states[max(states)]
-    cfg = exp.config
-    x, y = exp.ds.x_test[:num_examples], exp.ds.y_test[:num_examples]
-    n = parallel.local_device_count()
-    params = parallel.replicate(state.params, n)
-    model_state = parallel.replicate(state.model_state, n)
-    _, _, rng = experiment.rng_streams(cfg.seed)
-    for name, atk in _attacks(cfg, exp.ds.bounds).items():
+    r = experiment.restore_for_evaluation(config, workdir, num_examples)
+    exp, state, y = r.exp, r.state, r.y
+    batch = exp.config.data.eval_batch_size
+    clean = accuracy.robust_mask(accuracy.make_robust_step(exp.eval_module, attacks.Attack()),
+                                 r.params, r.model_state, r.x, y, batch, r.rng)
+    for name, atk in _attacks(exp.config, exp.ds.bounds).items():
       step = accuracy.make_robust_step(exp.eval_module, atk)
-      ok = accuracy.robust_mask(step, params, model_state, x, y, cfg.data.eval_batch_size, rng)
-      clean = accuracy.robust_mask(accuracy.make_robust_step(exp.eval_module, attacks.Attack()),
-                                   params, model_state, x, y, cfg.data.eval_batch_size, rng)
+      ok = accuracy.robust_mask(step, r.params, r.model_state, r.x, y, batch, r.rng)
       rows.setdefault(name, {'attack': atk.describe()})[dtype] = {
           'clean_accuracy': float(clean.mean()), 'robust_accuracy': float((ok & clean).mean()),
           'robust': (ok & clean)}

@@ -25,13 +25,11 @@ import time
 
 import jax
 import ml_collections
-import numpy as np
 
 from tradeoff import accuracy
 from tradeoff import attacks
 from tradeoff import errors
 from tradeoff import experiment
-from tradeoff import parallel
 from tradeoff import workdir as workdir_lib
 from tradeoff.figures import common
 
@@ -61,15 +59,9 @@ def checks(grid: list[dict], num_examples: int, tolerance: int = 1) -> dict:
 def sanity_experiment(workdir: str, num_examples: int = 500, apgd_steps: int = 100,
                       square_queries: int = 1000) -> dict:
   t0 = time.time()
-  config = workdir_lib.load_config(workdir)
-  exp, states = experiment.restore(config, workdir)
-  state = states[max(states)]
-  cfg = exp.config
-  x, y = exp.ds.x_test[:num_examples], exp.ds.y_test[:num_examples]
-  n = parallel.local_device_count()
-  params = parallel.replicate(state.params, n)
-  model_state = parallel.replicate(state.model_state, n)
-  _, _, rng = experiment.rng_streams(cfg.seed)
+  r = experiment.restore_for_evaluation(workdir_lib.load_config(workdir), workdir, num_examples)
+  exp, state, cfg = r.exp, r.state, r.exp.config
+  x, y, params, model_state, rng = r.x, r.y, r.params, r.model_state, r.rng
   norm, eps0 = cfg.eval_attack.norm, float(cfg.eval_attack.eps)
   if eps0 <= 0:
     raise errors.UserError(f'{workdir} is evaluated at eps = 0: there is no threat model to check.')

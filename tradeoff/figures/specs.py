@@ -15,7 +15,7 @@ from tradeoff.figures import runs as figure_runs
 ROLES = ('standard', 'robust_linf', 'robust_l2')
 DEFAULT_SPEC = 'configs/figures/robust_models.py'
 
-_DATASET_ORDER = ('mnist', 'fashion_mnist', 'cifar10')
+_DATASET_ORDER = ('mnist', 'fashion_mnist', 'cifar10', 'restricted_imagenet')
 
 
 def spec_datasets(spec) -> list[str]:
