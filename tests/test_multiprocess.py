@@ -94,7 +94,7 @@ def test_two_processes_train_exactly_as_one_process_with_the_same_global_batch(
 @pytest.mark.slow
 def test_a_killed_process_stops_the_other_and_both_resume_to_the_same_parameters(
     config_file, tmp_path):
-  config = f'{config_file}:600'
+  config = f'{config_file}:300'
   clean = str(tmp_path / 'clean')
   _finish(_launch(config, clean, 1, 2))
   wd = str(tmp_path / 'killed')
@@ -111,7 +111,7 @@ def test_a_killed_process_stops_the_other_and_both_resume_to_the_same_parameters
   assert 'Restart every process with the same command' in err
   procs[1].communicate()
   saved = workdir_lib.checkpoint_manager(wd).latest_step()
-  assert 100 <= saved < 600
+  assert 100 <= saved < 300
   _finish(_launch(config, wd, 2, 1))
   resumed = json.load(open(os.path.join(wd, 'results.json')))
   assert resumed['resumed_from_step'] == saved
@@ -123,7 +123,7 @@ def test_a_killed_process_stops_the_other_and_both_resume_to_the_same_parameters
 def test_sigterm_to_one_process_checkpoints_every_process_at_the_same_step(config_file,
                                                                          tmp_path):
   wd = str(tmp_path / 'preempted')
-  procs = _launch(f'{config_file}:600', wd, 2, 1)
+  procs = _launch(f'{config_file}:300', wd, 2, 1)
   metrics = os.path.join(wd, 'metrics.jsonl')
   deadline = time.time() + 120
   while time.time() < deadline and not (os.path.exists(metrics) and
@@ -135,5 +135,5 @@ def test_sigterm_to_one_process_checkpoints_every_process_at_the_same_step(confi
   assert "stopped by another process's signal" in outs[0][1]
   assert 'stopped by SIGTERM' in outs[1][1]
   saved = workdir_lib.checkpoint_manager(wd).latest_step()
-  assert 10 <= saved < 600 and f'at step {saved}/600' in outs[0][1]
-  assert f'at step {saved}/600' in outs[1][1]
+  assert 10 <= saved < 300 and f'at step {saved}/300' in outs[0][1]
+  assert f'at step {saved}/300' in outs[1][1]
