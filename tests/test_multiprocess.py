@@ -34,10 +34,37 @@ def get_config(arg=None):
 '''
 
 
+# Ten classes, so AutoAttack fast (APGD-CE, then APGD-T) can evaluate it.
+MNIST_CONFIG = '''
+from tradeoff import configlib
+
+def get_config(arg=None):
+  c = configlib.base_config(dataset='mnist', norm='linf', eps=0.1, model='mlp')
+  c.data.data_dir = {data_dir!r}
+  c.data.train_size = 256
+  c.model.hidden = (16,)
+  c.data.batch_size = 16
+  c.data.eval_batch_size = 32
+  c.num_eval_examples = 64
+  c.num_train_steps = 12
+  c.log_every = 10
+  c.progress_bar = False
+  c.tensorboard = False
+  return c
+'''
+
+
 @pytest.fixture(scope='module')
 def config_file(tmp_path_factory):
   path = tmp_path_factory.mktemp('mp') / 'tiny_mlp.py'
   path.write_text(CONFIG)
+  return str(path)
+
+
+@pytest.fixture
+def mnist_config_file(tmp_path, mnist_dir):
+  path = tmp_path / 'mnist_mlp.py'
+  path.write_text(MNIST_CONFIG.format(data_dir=mnist_dir))
   return str(path)
 
 
@@ -47,14 +74,15 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _launch(config, workdir, num_processes, devices_per_process, heartbeat_s=10):
+def _launch(config, workdir, num_processes, devices_per_process, heartbeat_s=10, overrides=()):
   """The same command on every process, as a cluster would start them."""
   env = {**os.environ, 'PYTHONUNBUFFERED': '1',
          'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices_per_process}'}
   port = _free_port()
   procs = []
   for i in range(num_processes):
-    cmd = [sys.executable, '-m', 'tradeoff.main', f'--config={config}', f'--workdir={workdir}']
+    cmd = [sys.executable, '-m', 'tradeoff.main', f'--config={config}', f'--workdir={workdir}',
+           *overrides]
     if num_processes > 1:
       cmd += [f'--coordinator_address=127.0.0.1:{port}', f'--num_processes={num_processes}',
               f'--process_id={i}', f'--heartbeat_timeout_s={heartbeat_s}']
@@ -74,18 +102,31 @@ def _params(workdir):
   return workdir_lib.raw_state(workdir)['params']
 
 
+def _untimed(value):
+  if isinstance(value, list):
+    return [{k: v for k, v in d.items() if k != 'wall_time_s'} for d in value]
+  return value
+
+
 @pytest.mark.slow
 def test_two_processes_train_exactly_as_one_process_with_the_same_global_batch(
-    config_file, tmp_path):
+    mnist_config_file, tmp_path):
   one, two = str(tmp_path / 'one'), str(tmp_path / 'two')
-  _finish(_launch(f'{config_file}:12', one, 1, 2) + _launch(f'{config_file}:12', two, 2, 1))
+  # Evaluated by AutoAttack fast: per-point robustness gathered across the processes.
+  aa = ('--config.eval_attack.name=autoattack_fast',
+        '--config.eval_attack.autoattack.apgd_steps=20', '--config.eval_attack.autoattack.targets=3')
+  _finish(_launch(mnist_config_file, one, 1, 2, overrides=aa) +
+          _launch(mnist_config_file, two, 2, 1, overrides=aa))
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
                _params(one), _params(two))
   r1, r2 = (json.load(open(os.path.join(w, 'results.json'))) for w in (one, two))
   assert r2['processes']['process_count'] == 2 and r2['processes']['device_count'] == 2
   assert r1['processes']['process_count'] == 1 and r1['processes']['device_count'] == 2
-  for key in ('clean_accuracy', 'robust_accuracy', 'num_examples'):
-    assert r1[key] == r2[key], key
+  for key in ('clean_accuracy', 'robust_accuracy', 'num_examples', 'robust_accuracy_by_stage'):
+    assert _untimed(r1[key]) == _untimed(r2[key]), key
+  stages = r2['robust_accuracy_by_stage']
+  assert [s['attack'] for s in stages] == ['apgd_ce', 'apgd_t3']
+  assert stages[1]['attacked_points'] > 0     # the second stage attacked gathered survivors
   # Process 0 alone wrote the run's files: one line per logged step.
   steps = [json.loads(line)['step'] for line in open(os.path.join(two, 'metrics.jsonl'))]
   assert steps.count(10) == 1
