@@ -167,13 +167,19 @@ def _array_cache_path(version_dir: str) -> str | None:
   root = os.environ.get(ARRAY_CACHE_ENV, '')
   if not root:
     return None
+  return os.path.join(os.path.expanduser(root), f'{prepared_files_key(version_dir)}.npz')
 
-  h = hashlib.sha256(os.path.abspath(version_dir).encode())
+
+def prepared_files_key(version_dir: str, part: str = '') -> str:
+  """A cache key for what was read from a prepared dataset: a hash of its directory
+  and its files' names, sizes and modification times (only files whose name holds
+  `-{part}.` when `part` names a split), so re-preparing changes the key."""
+  h = hashlib.sha256((os.path.abspath(version_dir) + (f':{part}' if part else '')).encode())
   for entry in sorted(os.scandir(version_dir), key=lambda e: e.name):
-    if entry.is_file():
+    if entry.is_file() and (not part or f'-{part}.' in entry.name):
       st = entry.stat()
       h.update(f'{entry.name}:{st.st_size}:{st.st_mtime_ns};'.encode())
-  return os.path.join(os.path.expanduser(root), f'{h.hexdigest()[:24]}.npz')
+  return h.hexdigest()[:24]
 
 
 def _write_array_cache(path: str, arrays: dict[str, np.ndarray]) -> None:

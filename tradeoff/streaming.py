@@ -38,7 +38,6 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import functools
-import hashlib
 import io
 import logging
 import math
@@ -47,11 +46,11 @@ import threading
 
 import numpy as np
 
+from tradeoff import data
 from tradeoff import errors
 
 AUGMENT_SALT = 0xA06
 RATIO = (3 / 4, 4 / 3)
-CACHE_ENV = 'TRADEOFF_ARRAY_CACHE'
 
 
 # ---------------------------------------------------------------------------
@@ -108,15 +107,10 @@ def data_source(version_dir: str, split: str):
 
 def _cache_path(version_dir: str, split: str, what: str) -> str:
   """Where per-record metadata of a split is cached: $TRADEOFF_ARRAY_CACHE or
-  ~/.cache/tradeoff, named by a hash of the split's files (names, sizes, times),
-  so a re-prepared dataset is scanned again rather than read stale."""
-  h = hashlib.sha256(f'{os.path.abspath(version_dir)}:{split}'.encode())
-  for entry in sorted(os.scandir(version_dir), key=lambda e: e.name):
-    if entry.is_file() and f'-{split}.' in entry.name:
-      st = entry.stat()
-      h.update(f'{entry.name}:{st.st_size}:{st.st_mtime_ns};'.encode())
-  root = os.path.expanduser(os.environ.get(CACHE_ENV, '') or '~/.cache/tradeoff')
-  return os.path.join(root, f'{h.hexdigest()[:24]}.{what}.npy')
+  ~/.cache/tradeoff, keyed by the split's files (data.prepared_files_key), so a
+  re-prepared dataset is scanned again rather than read stale."""
+  root = os.path.expanduser(os.environ.get(data.ARRAY_CACHE_ENV, '') or '~/.cache/tradeoff')
+  return os.path.join(root, f'{data.prepared_files_key(version_dir, split)}.{what}.npy')
 
 
 def labels(version_dir: str, split: str, workers: int = 16) -> np.ndarray:
@@ -297,25 +291,22 @@ class StreamingTrainStream:
   def __init__(self, images: Images, y: np.ndarray, batch_size: int, seed: int, *,
                process_index: int = 0, process_count: int = 1,
                crop_scale: tuple[float, float] = (0.08, 1.0), prefetch: int = 0):
-    from tradeoff import data  # pylint: disable=g-import-not-at-top
-    if batch_size % process_count:
-      raise errors.UserError(f'data.batch_size={batch_size} must be a multiple of the '
-                             f'{process_count} processes.')
     self.images, self.y, self.seed = images, np.asarray(y), seed
-    self.batch_size, self.local_batch = batch_size, batch_size // process_count
-    self.process_index = process_index
+    # The order, the process's slice and the epoch count are the in-memory stream's.
+    self.order = data.TrainStream(None, self.y, batch_size, seed, process_index=process_index,
+                                  process_count=process_count)
+    self.local_batch = self.order.local_batch
     self.crop_scale = tuple(float(s) for s in crop_scale)
     self.prefetch = prefetch or 2 * self.local_batch
-    self.order = data.TrainStream(None, self.y, batch_size, seed)
-    self.n = len(self.y)
     self._it, self._next = None, None
 
   def example(self, pos: int) -> dict[str, np.ndarray]:
     """This process's stream position `pos` (step · b + j), decoded and augmented."""
+    order = self.order
     step, j = divmod(int(pos), self.local_batch)
-    g = step * self.batch_size + self.process_index * self.local_batch + j
-    epoch, within = divmod(g, self.n)
-    k = int(self.order.permutation(epoch)[within])
+    g = step * order.batch_size + order.process_index * self.local_batch + j
+    epoch, within = divmod(g, order.n)
+    k = int(order.permutation(epoch)[within])
     rng = np.random.default_rng([self.seed, AUGMENT_SALT, g])
     image = decode_random_crop(self.images.jpeg(k), rng, self.images.size, self.crop_scale)
     return {'image': image, 'label': self.y[k]}
@@ -337,4 +328,4 @@ class StreamingTrainStream:
                                                                               np.int32)}
 
   def epoch(self, step: int) -> float:
-    return step * self.batch_size / self.n
+    return self.order.epoch(step)

@@ -3,8 +3,9 @@
 `pipeline_throughput` times tradeoff's streaming pipeline (tradeoff/streaming.py)
 at 224 px on a stand-in ImageNet prepared by tfds's real imagenet2012 builder:
 JPEGs of ImageNet's typical sizes (333-500 px a side) with photograph-like
-structure, so the decode cost is that of real files of the same size (the
-record states their mean size in bytes and pixels). Training images are
+structure (the record states their mean size in bytes and pixels; real
+ImageNet files of that size hold about twice the bytes, so they decode
+somewhat slower). Training images are
 decoded, random-resized-cropped and flipped; evaluation images resized and
 centre-cropped; images/s for each number of decoding threads.
 
