@@ -10,24 +10,10 @@ import pytest
 from launch import grids
 from tradeoff import errors
 from tradeoff.figures import sweeps as sweep_figs
+from tiny_configs import TINY_CONFIG
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-BASE = '''
-from tradeoff import configlib
-
-def get_config(arg=None):
-  c = configlib.base_config(dataset='synthetic', norm='linf', eps=0.1, model='linear')
-  c.data.synthetic.update({'d': 10, 'num_train': 200, 'num_test': 64})
-  c.data.batch_size = 16
-  c.data.eval_batch_size = 32
-  c.model.num_outputs = 1
-  c.num_train_steps = 4
-  c.log_every = 2
-  c.checkpoint_every = 2
-  c.tensorboard = False
-  return c
-'''
 
 SWEEP = '''
 import ml_collections
@@ -47,7 +33,7 @@ def get_config(arg=None):
 @pytest.fixture
 def sweep_file(tmp_path):
   base = tmp_path / 'base.py'
-  base.write_text(BASE)
+  base.write_text(TINY_CONFIG)
   path = tmp_path / 'tiny_sweep.py'
   path.write_text(SWEEP.format(base=str(base)))
   return str(path)
