@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tradeoff import configlib
+from tradeoff import errors
 from tradeoff import train
 from tradeoff.figures import perception
 from tradeoff.figures import specs
@@ -281,13 +282,32 @@ def test_sanity_command_attacks_a_run_over_an_eps_grid(smoke_models):
   assert eps == pytest.approx([0.075, 0.15, 0.3, 0.6, 1.0])   # up to the whole [0, 1] box
   assert all(0 <= g['white_box'] <= g['clean_accuracy'] and 0 <= g['black_box'] <= 1
              for g in res['grid'])
-  assert res['grid'][0]['white_box_attack']['name'] == 'apgd_ce'
+  # The white box is AutoAttack's gradient stages: APGD-CE, then APGD-T on what it left.
+  white = res['grid'][0]['white_box_attack']
+  assert res['white_box'] == white['name'] == 'autoattack_fast'
+  assert [st['name'] for st in white['stages']] == ['apgd_ce', 'apgd_t9']
+  assert all(st['num_steps'] == 5 for st in white['stages'])
+  for g in res['grid']:
+    ce, t = g['white_box_by_stage']
+    assert (ce['attack'], t['attack']) == ('apgd_ce', 'apgd_t9')
+    assert t['robust_accuracy'] == g['white_box'] <= ce['robust_accuracy']
   assert res['grid'][0]['black_box_attack']['name'] == 'square'
   assert set(res['checks']) >= {'monotone_in_eps', 'reaches_zero_at_largest_eps',
                                 'possibly_gradient_masked', 'passed'}
   assert res['checks']['reaches_zero_at_largest_eps']   # the whole box: nothing is robust
   assert res['num_examples'] == 40 and res['commit'] and res['device']
   assert os.path.getsize(png) > 10_000
+  # APGD-CE alone, on request; an unknown white box names the valid ones.
+  json_path, _ = sanity.run(dirs['robust_linf'], str(root / 'sanity_ce'), str(root / 'sanity_ce'),
+                            plot_only=False, num_examples=40, apgd_steps=5, square_queries=20,
+                            white_box='apgd_ce')
+  ce = json.load(open(json_path))
+  assert ce['white_box'] == ce['grid'][0]['white_box_attack']['name'] == 'apgd_ce'
+  assert not any('white_box_by_stage' in g for g in ce['grid'])
+  assert [g['eps'] for g in ce['grid']] == eps
+  with pytest.raises(errors.UserError, match="'pgd'.*autoattack_fast, apgd_ce"):
+    sanity.run(dirs['robust_linf'], str(root / 'x'), str(root / 'x'), plot_only=False,
+               white_box='pgd')
 
 
 def test_reference_table_adds_autoattack_beside_pgd_and_reuses_a_bench_record(smoke_models,

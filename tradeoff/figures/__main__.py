@@ -36,8 +36,8 @@ Commands:
            under one strong attack (PGD-100 × 5 by default) at the robust model's
            norm and ε (figures/results/reference_table.md).
   sanity   evaluation sanity checks of one trained run (--workdir): robust accuracy
-           over an ε grid under APGD-CE and Square, monotone, reaching 0, black box
-           never ahead of white box (figures/sanity_<run>.png, results/sanity_<run>.json).
+           over an ε grid under a white box (APGD-CE then APGD-T; --sanity_white_box)
+           and Square, monotone, reaching 0, black box never ahead of white box (figures/sanity_<run>.png, results/sanity_<run>.json).
   smoothing
            randomized smoothing: CERTIFY and PREDICT for each Gaussian-noise base
            classifier of a collected sweep (--results), certified accuracy vs ℓ2
@@ -101,7 +101,10 @@ _ATTACK = flags.DEFINE_string('attack', 'autoattack_fast',
                               'reevaluate: autoattack_fast or autoattack.')
 _SANITY_EXAMPLES = flags.DEFINE_integer('sanity_examples', 500,
                                         'sanity, precision: test images attacked.')
-_SANITY_STEPS = flags.DEFINE_integer('sanity_steps', 100, 'sanity: APGD-CE iterations.')
+_SANITY_STEPS = flags.DEFINE_integer('sanity_steps', 100, 'sanity: APGD iterations.')
+_SANITY_WHITE_BOX = flags.DEFINE_enum(
+    'sanity_white_box', 'autoattack_fast', ['autoattack_fast', 'apgd_ce'],
+    'sanity: the white-box attack (APGD-CE then APGD-T, or APGD-CE alone).')
 _SANITY_QUERIES = flags.DEFINE_integer('sanity_queries', 1000, 'sanity: Square queries.')
 _CERTIFY_EXAMPLES = flags.DEFINE_integer('certify_examples', 500,
                                          'smoothing: test images certified.')
@@ -166,7 +169,8 @@ def _sanity(workdir):
   from tradeoff.figures import sanity  # pylint: disable=g-import-not-at-top
   return sanity.run(workdir, _RESULTS_DIR.value, _FIGURES_DIR.value, _PLOT_ONLY.value,
                     num_examples=_SANITY_EXAMPLES.value, apgd_steps=_SANITY_STEPS.value,
-                    square_queries=_SANITY_QUERIES.value)
+                    square_queries=_SANITY_QUERIES.value,
+                    white_box=_SANITY_WHITE_BOX.value)
 
 
 def _precision(workdir):

@@ -4,14 +4,17 @@ adversarial robustness").
     python -m tradeoff.figures sanity --workdir=runs/mnist_linf [--plot_only]
 
 The run's newest checkpoint is attacked over a grid of ε (multiples of its
-evaluation ε, up to the whole input box) by a white-box attack (APGD-CE) and a
-black-box one (Square, ℓ∞ or ℓ2; image inputs only), on the first
-`num_examples` test images. Three checks:
+evaluation ε, up to the whole input box) by a white-box attack and a black-box
+one (Square, ℓ∞ or ℓ2; image inputs only), on the first `num_examples` test
+images. The white box is AutoAttack's gradient stages by default (APGD-CE, then
+APGD-T on the points it left robust: `white_box='autoattack_fast'`), or APGD-CE
+alone (`white_box='apgd_ce'`); a point Square finds but APGD-CE misses may only
+need a targeted loss, which the first catches and the second flags. Three checks:
 
 - robust accuracy does not rise with ε (it may stay level);
 - it reaches (nearly) 0 at the largest ε, where the ball covers the whole box;
 - the black-box attack never finds more than the white-box one: where Square
-  beats APGD, the gradients are suspect and the run is flagged as possibly
+  beats the gradient attacks, the gradients are suspect and the run is flagged as possibly
   gradient-masked.
 
 Writes figures/results/sanity_<name>.json and figures/sanity_<name>.png, where
@@ -28,12 +31,15 @@ import ml_collections
 
 from tradeoff import accuracy
 from tradeoff import attacks
+from tradeoff import configlib
 from tradeoff import errors
 from tradeoff import experiment
+from tradeoff import registry
 from tradeoff import workdir as workdir_lib
 from tradeoff.figures import common
 
 EPS_MULTIPLES = (0.25, 0.5, 1.0, 2.0, 4.0)
+WHITE_BOXES = ('autoattack_fast', 'apgd_ce')
 # The largest ε: the whole box for ℓ∞ ([0, 1] pixels); for ℓ2 the box's diagonal
 # is out of reach of any sane budget, so a large multiple stands in.
 FULL_BOX = {'linf': 1.0}
@@ -56,9 +62,21 @@ def checks(grid: list[dict], num_examples: int, tolerance: int = 1) -> dict:
           'passed': monotone and reaches_zero and not masked}
 
 
+def white_box_attack(name: str, norm: str, eps: float, apgd_steps: int, bounds):
+  """The white-box attack of the checks: `name` in WHITE_BOXES, APGD at `apgd_steps`."""
+  registry.check_choice('sanity white box', name, WHITE_BOXES)
+  settings = configlib.autoattack_config()
+  settings.apgd_steps = apgd_steps
+  block = ml_collections.ConfigDict({'name': name, 'norm': norm, 'eps': eps,
+                                     'num_steps': apgd_steps, 'restarts': 1,
+                                     'autoattack': settings})
+  return attacks.from_config(block, bounds)
+
+
 def sanity_experiment(workdir: str, num_examples: int = 500, apgd_steps: int = 100,
-                      square_queries: int = 1000) -> dict:
+                      square_queries: int = 1000, white_box: str = 'autoattack_fast') -> dict:
   t0 = time.time()
+  registry.check_choice('sanity white box', white_box, WHITE_BOXES)
   r = experiment.restore_for_evaluation(workdir_lib.load_config(workdir), workdir, num_examples)
   exp, state, cfg = r.exp, r.state, r.exp.config
   x, y, params, model_state, rng = r.x, r.y, r.params, r.model_state, r.rng
@@ -69,13 +87,14 @@ def sanity_experiment(workdir: str, num_examples: int = 500, apgd_steps: int = 1
   grid_eps = sorted({min(m * eps0, largest) for m in EPS_MULTIPLES} | {largest})
   grid = []
   for eps in grid_eps:
-    block = ml_collections.ConfigDict({'name': 'apgd_ce', 'norm': norm, 'eps': eps,
-                                       'num_steps': apgd_steps, 'restarts': 1})
-    white = attacks.from_config(block, exp.ds.bounds)
+    white = white_box_attack(white_box, norm, eps, apgd_steps, exp.ds.bounds)
     row = {'eps': eps, 'white_box_attack': white.describe()}
     res = accuracy.evaluate_clean_and_robust(exp.eval_module, white, params, model_state, x, y,
                                              cfg.data.eval_batch_size, rng)
     row['white_box'], row['clean_accuracy'] = res['robust_accuracy'], res['clean_accuracy']
+    if 'robust_accuracy_by_stage' in res:
+      row['white_box_by_stage'] = [{k: st[k] for k in ('attack', 'robust_accuracy')}
+                                   for st in res['robust_accuracy_by_stage']]
     if x.ndim == 4:
       black = attacks.Square(norm=norm, eps=eps, num_queries=square_queries,
                              bounds=exp.ds.bounds)
@@ -87,14 +106,16 @@ def sanity_experiment(workdir: str, num_examples: int = 500, apgd_steps: int = 1
     jax.clear_caches()
   return {'experiment': 'sanity', 'workdir': os.path.abspath(workdir),
           'checkpoint_step': int(state.step), 'norm': norm, 'eval_eps': eps0,
-          'num_examples': int(len(y)), 'grid': grid, 'checks': checks(grid, len(y)),
+          'num_examples': int(len(y)), 'white_box': white_box, 'grid': grid, 'checks': checks(grid, len(y)),
           **common.provenance_record(t0)}
 
 
 def plot(res: dict, path: str) -> str:
   fig, ax = common.subplots(figsize=(5, 3.5))
   eps = [g['eps'] for g in res['grid']]
-  ax.plot(eps, [g['white_box'] for g in res['grid']], 'o-', label='white box (APGD-CE)')
+  white = {'autoattack_fast': 'APGD-CE + APGD-T', 'apgd_ce': 'APGD-CE'}[
+      res.get('white_box', 'apgd_ce')]
+  ax.plot(eps, [g['white_box'] for g in res['grid']], 'o-', label=f'white box ({white})')
   if any('black_box' in g for g in res['grid']):
     ax.plot(eps, [g.get('black_box') for g in res['grid']], 's--', label='black box (Square)')
   ax.axvline(res['eval_eps'], color='grey', lw=0.8, ls=':')
