@@ -38,3 +38,32 @@ def test_unknown_commit_without_git_or_environment(monkeypatch):
     assert provenance.git_commit() == 'unknown'
   finally:
     provenance.git_commit.cache_clear()
+
+
+def test_dirty_means_code_changed_not_results(tmp_path):
+  """A result file rewritten under figures/ leaves the commit clean; code does not."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import shutil  # pylint: disable=g-import-not-at-top
+  if not shutil.which('git'):
+    pytest.skip('no git')
+  (tmp_path / 'tradeoff').mkdir()
+  (tmp_path / 'figures' / 'results').mkdir(parents=True)
+  shutil.copy(provenance.__file__, tmp_path / 'tradeoff' / 'provenance.py')
+  (tmp_path / 'figures' / 'results' / 'r.json').write_text('{}')
+  git = lambda *a: subprocess.run(['git', '-C', str(tmp_path), *a], check=True,
+                                  capture_output=True)
+  git('init', '-q')
+  git('add', '.')
+  git('-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qm', 'c')
+  spec = importlib.util.spec_from_file_location('copied_provenance',
+                                                tmp_path / 'tradeoff' / 'provenance.py')
+  copy = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(copy)
+  head = subprocess.run(['git', '-C', str(tmp_path), 'rev-parse', 'HEAD'], capture_output=True,
+                        text=True, check=True).stdout.strip()
+  (tmp_path / 'figures' / 'results' / 'r.json').write_text('{"rewritten": 1}')
+  assert copy.git_commit() == head
+  copy.git_commit.cache_clear()
+  with open(tmp_path / 'tradeoff' / 'provenance.py', 'a') as f:
+    f.write('\n# changed\n')
+  assert copy.git_commit() == head + '-dirty'

@@ -13,6 +13,10 @@ import jax
 def git_commit() -> str:
   """HEAD of the tradeoff checkout, with '-dirty' if tracked files changed, or 'unknown'.
 
+  Changes under figures/ (generated result files and figures, which a running
+  experiment rewrites as it goes) do not make the checkout dirty: the code that
+  ran is still HEAD's.
+
   A copy of the code without its .git folder (e.g. rsynced to a cluster or an
   accelerator host) can name its commit in $TRADEOFF_GIT_COMMIT; it is recorded
   with a '(from TRADEOFF_GIT_COMMIT)' suffix so it is never mistaken for a
@@ -23,7 +27,8 @@ def git_commit() -> str:
     run = lambda *a: subprocess.run(['git', '-C', root, *a], capture_output=True, text=True,
                                     check=True, timeout=10).stdout.strip()
     commit = run('rev-parse', 'HEAD')
-    dirty = bool(run('status', '--porcelain', '--untracked-files=no'))
+    dirty = bool(run('status', '--porcelain', '--untracked-files=no', '--', '.',
+                     ':(exclude)figures'))
     return commit + ('-dirty' if dirty else '')
   except (OSError, subprocess.SubprocessError):
     named = os.environ.get('TRADEOFF_GIT_COMMIT', '').strip()
