@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 from tradeoff import attacks
+from tradeoff import configlib
+from tradeoff import errors
 from tradeoff import synthetic
 from tradeoff import theory
 
@@ -130,3 +132,60 @@ def test_no_linear_classifier_beats_the_theorem_2_1_bound(p, eta):
   assert max(excess) <= 1e-12
   # the bound is attained: sign(x_1) has standard = robust = p
   assert any(abs(r['standard'] - p) < 1e-9 and abs(r['robust'] - p) < 1e-9 for r in family)
+
+
+def _shift(eps):
+  block = configlib.attack_config(1, 1.0)
+  block.name, block.norm, block.eps = 'feature_shift', 'linf', eps
+  return attacks.from_config(block, None)
+
+
+def test_feature_shift_is_the_theorem_2_1_adversary():
+  p, d = 0.9, 200
+  eta = 3 / np.sqrt(d)
+  x, y_pm = _sample(p, eta, d, n=100_000)
+  x, y = jnp.asarray(x, jnp.float32), jnp.asarray((y_pm + 1) / 2, jnp.int32)
+  atk = _shift(2 * eta)
+  x_adv = atk(None, x, y, jax.random.key(0))
+  delta = np.asarray(x_adv - x)
+  np.testing.assert_array_equal(delta[:, 0], 0.0)                  # x_1 untouched
+  np.testing.assert_allclose(np.abs(delta[:, 1:]), 2 * eta, rtol=1e-5)   # a corner of the ball
+  np.testing.assert_allclose(np.sign(delta[:, 1]), -y_pm)           # towards the other class
+  grad = jax.grad(lambda z: jnp.sum(atk(None, z, y, jax.random.key(0))))(x)
+  assert not np.any(np.asarray(grad))                               # stop_gradient
+  # For f_avg the shift is the exact worst case: its closed form.
+  w = theory.f_avg_weights(d)
+  _within_4_se(theory.f_avg_accuracy(eta, d, 2 * eta),
+               np.mean(y_pm * (np.asarray(x_adv, np.float64) @ w) > 0))
+  # Against it no classifier beats p/(1-p)·δ, a nonlinear one included: trust the weak
+  # features where they are confident, else x_1.
+  x64 = np.asarray(x, np.float64)
+  for t in (0.5, 2.0, 4.0):
+    def f(z, t=t):
+      s = z[:, 1:].mean(axis=1) * np.sqrt(d)
+      return np.where(np.abs(s) > t, np.sign(s), np.sign(z[:, 0]))
+    clean = np.mean(f(x64) == y_pm)
+    robust = np.mean((f(x64) == y_pm) & (f(np.asarray(x_adv, np.float64)) == y_pm))
+    slack = 4 * np.sqrt(0.25 / len(y_pm)) * (1 + p / (1 - p))
+    assert robust <= theory.robust_accuracy_bound(clean, p) + slack, (t, clean, robust)
+  with pytest.raises(errors.UserError, match='feature vectors'):
+    atk(None, jnp.zeros((2, 4, 4, 1)), jnp.zeros(2, jnp.int32), jax.random.key(0))
+
+
+def test_pgd_shift_catches_what_masked_gradients_hide_from_pgd():
+  """A model whose input gradient is zero fools PGD; the cascade's shift stage does not."""
+  p, d = 0.9, 200
+  eta = 3 / np.sqrt(d)
+  x, y_pm = _sample(p, eta, d, n=2000)
+  x, y = jnp.asarray(x, jnp.float32), jnp.asarray((y_pm + 1) / 2, jnp.int32)
+  w = jnp.asarray(theory.f_avg_weights(d), jnp.float32)
+  logits_fn = lambda z: (jax.lax.stop_gradient(z) @ w)[:, None]   # f_avg, gradient-masked
+  block = configlib.attack_config(20, 2.5)
+  block.name, block.norm, block.eps = 'pgd_shift', 'linf', 2 * eta
+  block.step_size = 2.5 * 2 * eta / 20
+  cascade = attacks.from_config(block, None)
+  assert [s.describe()['name'] for s in cascade.stages] == ['pgd20', 'feature_shift']
+  correct = lambda z: np.asarray((logits_fn(z)[:, 0] > 0) == (y > 0))
+  pgd_only = correct(cascade.stages[0](logits_fn, x, y, jax.random.key(0)))
+  both = correct(cascade(logits_fn, x, y, jax.random.key(0)))
+  assert pgd_only.mean() > 0.9 and both.mean() < 0.05

@@ -7,6 +7,7 @@
     fab.py    FAB-T (Croce & Hein 2020): targeted minimal-norm attack, exact box projections
     square.py the Square Attack (Andriushchenko et al. 2020), ℓ∞ and ℓ2: score-based, no gradients
     cascade.py  attacks run in turn on the still-robust points (AutoAttack's shape)
+    shift.py  the adversary of Theorem 2.1 on the §2 distribution: the weak features shifted by −εỹ
 
 `from_config` builds the attack an attack block names (`eval_attack.name`).
 
@@ -23,15 +24,18 @@ from tradeoff.attacks.pgd import label_objective
 from tradeoff.attacks.apgd import APGD
 from tradeoff.attacks.cascade import Cascade
 from tradeoff.attacks.fab import FAB
+from tradeoff.attacks.shift import FeatureShift
 from tradeoff.attacks.square import Square
 from tradeoff import errors
 from tradeoff import registry
 
 # eval_attack.name -> what it builds. autoattack is AutoAttack's standard version
 # (APGD-CE, APGD-T, FAB-T, Square), autoattack_fast its first two stages; both take
-# their settings from the block's `autoattack` group.
+# their settings from the block's `autoattack` group. feature_shift is the §2
+# distribution's Theorem 2.1 adversary, pgd_shift the per-example worst case of the
+# block's PGD and it (for models on that distribution, where PGD can fail).
 NAMES = ('pgd', 'apgd_ce', 'apgd_dlr', 'apgd_t', 'fab_t', 'square', 'autoattack',
-         'autoattack_fast')
+         'autoattack_fast', 'feature_shift', 'pgd_shift')
 
 
 def autoattack(norm: str, eps: float, settings, bounds, fast: bool = False) -> Cascade:
@@ -59,6 +63,11 @@ def from_config(block, bounds):
     return Attack.from_config(block, bounds)
   bounds = None if bounds is None else tuple(bounds)
   eps = float(block.eps)
+  if name in ('feature_shift', 'pgd_shift'):
+    shift = FeatureShift(eps=eps, norm=block.norm, bounds=bounds)
+    if name == 'feature_shift':
+      return shift
+    return Cascade(name, (Attack.from_config(block, bounds), shift))
   if name.startswith('autoattack'):
     return autoattack(block.norm, eps, block.autoattack, bounds, fast=name == 'autoattack_fast')
   common = dict(norm=block.norm, eps=eps, num_steps=int(block.num_steps),
@@ -77,5 +86,6 @@ def from_config(block, bounds):
                   restarts=int(block.restarts), bounds=bounds)
   raise errors.UserError(f'attack name {name!r} has no constructor.')  # unreachable
 
-__all__ = ['APGD', 'ATTACK_LOSSES', 'Attack', 'Cascade', 'FAB', 'NAMES', 'NORMS', 'Objective',
+__all__ = ['APGD', 'ATTACK_LOSSES', 'Attack', 'Cascade', 'FAB', 'FeatureShift', 'NAMES', 'NORMS',
+           'Objective',
            'Square', 'autoattack', 'fgsm', 'from_config', 'label_objective']

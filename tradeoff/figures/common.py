@@ -73,7 +73,8 @@ def fmt_eps(eps: float) -> str:
   return short
 
 
-_CASCADES = {'autoattack': 'AutoAttack standard', 'autoattack_fast': 'AutoAttack fast'}
+_CASCADES = {'autoattack': 'AutoAttack standard', 'autoattack_fast': 'AutoAttack fast',
+             'pgd_shift': 'worst of'}
 
 
 def attack_label(atk: dict) -> str:
@@ -98,4 +99,6 @@ def attack_label(atk: dict) -> str:
     return f"Square-{steps}{restarts}"
   if name == 'fgsm':
     return 'FGSM'
+  if name == 'feature_shift':
+    return 'Theorem 2.1 shift'
   return name

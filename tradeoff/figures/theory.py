@@ -164,8 +164,8 @@ def bound_experiment(workdir: str, svm: dict | None = None) -> dict:
       'linear_max_excess_over_bound': fam_excess,
       'mlps': mlps,
       'mlp_max_excess_over_bound': max(m['excess'] for m in mlps),
-      'mlp_robust_accuracy_source': 'PGD (eval_attack under engine) on a stratified test set; '
-                                    'an upper bound on the true robust accuracy',
+      'mlp_robust_accuracy_source': 'the runs\' eval_attack (under engine) on a stratified '
+                                    'test set; an upper bound on the true robust accuracy',
   }
   if svm is not None:  # the Theorem 2.2 runs, at their own p, as a second family
     sp = svm['params']
