@@ -77,7 +77,8 @@ def _free_port() -> int:
 def _launch(config, workdir, num_processes, devices_per_process, heartbeat_s=10, overrides=()):
   """The same command on every process, as a cluster would start them."""
   env = {**os.environ, 'PYTHONUNBUFFERED': '1',
-         'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices_per_process}'}
+         'XLA_FLAGS': os.environ['XLA_FLAGS'].replace(   # conftest's, with the device count
+             'device_count=2', f'device_count={devices_per_process}')}
   port = _free_port()
   procs = []
   for i in range(num_processes):
