@@ -298,13 +298,8 @@ def test_sanity_command_attacks_a_run_over_an_eps_grid(smoke_models):
   assert res['num_examples'] == 40 and res['commit'] and res['device']
   assert os.path.getsize(png) > 10_000
   # APGD-CE alone, on request; an unknown white box names the valid ones.
-  json_path, _ = sanity.run(dirs['robust_linf'], str(root / 'sanity_ce'), str(root / 'sanity_ce'),
-                            plot_only=False, num_examples=40, apgd_steps=5, square_queries=20,
-                            white_box='apgd_ce')
-  ce = json.load(open(json_path))
-  assert ce['white_box'] == ce['grid'][0]['white_box_attack']['name'] == 'apgd_ce'
-  assert not any('white_box_by_stage' in g for g in ce['grid'])
-  assert [g['eps'] for g in ce['grid']] == eps
+  ce = sanity.white_box_attack('apgd_ce', 'linf', 0.3, 5, (0.0, 1.0)).describe()
+  assert (ce['name'], ce['num_steps'], ce['eps']) == ('apgd_ce', 5, 0.3)
   with pytest.raises(errors.UserError, match="'pgd'.*autoattack_fast, apgd_ce"):
     sanity.run(dirs['robust_linf'], str(root / 'x'), str(root / 'x'), plot_only=False,
                white_box='pgd')
