@@ -8,9 +8,9 @@ training ε (default 2η, the theorem's radius) is varied by
 `python -m tradeoff.figures theory`; evaluation is always at ε = 2η, on a
 stratified test set (exact label and x_1 counts), per example the worse of
 PGD-50 × 3 (margin loss) and the shift of the weak features by −εỹ that proves
-Theorem 2.1 (`eval_attack.name='pgd_shift'`, tradeoff/attacks/shift.py). The training ε ramps up over
-the first 30 % of training: at full ε = 2η from the first step the MLP stays
-at chance (loss ln 2), while the ramp lets it find x_1.
+Theorem 2.1 (`eval_attack.name='pgd_shift'`, tradeoff/attacks/shift.py). The
+training ε ramps up over the first 30 % of training: at full ε = 2η from the
+first step the MLP stays at chance (loss ln 2), while the ramp lets it find x_1.
 """
 import math
 

@@ -7,7 +7,7 @@
     fab.py    FAB-T (Croce & Hein 2020): targeted minimal-norm attack, exact box projections
     square.py the Square Attack (Andriushchenko et al. 2020), ℓ∞ and ℓ2: score-based, no gradients
     cascade.py  attacks run in turn on the still-robust points (AutoAttack's shape)
-    shift.py  the adversary of Theorem 2.1 on the §2 distribution: the weak features shifted by −εỹ
+    shift.py  Theorem 2.1's adversary on the §2 distribution: the weak features shifted by −εỹ
 
 `from_config` builds the attack an attack block names (`eval_attack.name`).
 

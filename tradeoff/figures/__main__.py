@@ -37,7 +37,8 @@ Commands:
            norm and ε (figures/results/reference_table.md).
   sanity   evaluation sanity checks of one trained run (--workdir): robust accuracy
            over an ε grid under a white box (APGD-CE then APGD-T; --sanity_white_box)
-           and Square, monotone, reaching 0, black box never ahead of white box (figures/sanity_<run>.png, results/sanity_<run>.json).
+           and Square, monotone, reaching 0, black box never ahead of white box
+           (figures/sanity_<run>.png, results/sanity_<run>.json).
   smoothing
            randomized smoothing: CERTIFY and PREDICT for each Gaussian-noise base
            classifier of a collected sweep (--results), certified accuracy vs ℓ2

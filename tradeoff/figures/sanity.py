@@ -106,18 +106,19 @@ def sanity_experiment(workdir: str, num_examples: int = 500, apgd_steps: int = 1
     jax.clear_caches()
   return {'experiment': 'sanity', 'workdir': os.path.abspath(workdir),
           'checkpoint_step': int(state.step), 'norm': norm, 'eval_eps': eps0,
-          'num_examples': int(len(y)), 'white_box': white_box, 'grid': grid, 'checks': checks(grid, len(y)),
+          'num_examples': int(len(y)), 'white_box': white_box, 'grid': grid,
+          'checks': checks(grid, len(y)),
           **common.provenance_record(t0)}
 
 
 def plot(res: dict, path: str) -> str:
   fig, ax = common.subplots(figsize=(5, 3.5))
   eps = [g['eps'] for g in res['grid']]
-  white = {'autoattack_fast': 'APGD-CE + APGD-T', 'apgd_ce': 'APGD-CE'}[
-      res.get('white_box', 'apgd_ce')]
-  ax.plot(eps, [g['white_box'] for g in res['grid']], 'o-', label=f'white box ({white})')
+  white = common.attack_label(res['grid'][0]['white_box_attack'])
+  ax.plot(eps, [g['white_box'] for g in res['grid']], 'o-', label=f'white box: {white}')
   if any('black_box' in g for g in res['grid']):
-    ax.plot(eps, [g.get('black_box') for g in res['grid']], 's--', label='black box (Square)')
+    black = common.attack_label(res['grid'][0]['black_box_attack'])
+    ax.plot(eps, [g.get('black_box') for g in res['grid']], 's--', label=f'black box: {black}')
   ax.axvline(res['eval_eps'], color='grey', lw=0.8, ls=':')
   ax.set_xscale('log')
   ax.set_xlabel(f"{res['norm']} ε")
