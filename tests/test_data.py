@@ -1,6 +1,8 @@
 """Data: tfds loading, subsets, batch order as a pure function, exact evaluation."""
 import os
 import shutil
+import subprocess
+import sys
 
 import jax
 import ml_collections
@@ -164,6 +166,20 @@ def test_decoded_arrays_are_cached_and_a_changed_dataset_is_decoded_again(
   assert data._array_cache_path(str(copy)) != before  # pylint: disable=protected-access
   monkeypatch.delenv(data.ARRAY_CACHE_ENV)
   assert data._array_cache_path(version_dir) is None  # pylint: disable=protected-access
+
+
+def test_a_cached_read_does_not_import_tensorflow(mnist_dir):
+  """TensorFlow (seconds to import) is needed to decode a prepared dataset, not to
+  read it back from the array cache (the suite's, which conftest sets)."""
+  assert os.environ.get(data.ARRAY_CACHE_ENV)
+  data._read_prepared('mnist', os.path.join(mnist_dir, 'mnist', '3.0.1'))  # pylint: disable=protected-access
+  script = ('import sys; import ml_collections; from tradeoff import data; '
+            f'cfg = ml_collections.ConfigDict(dict(name="mnist", data_dir={mnist_dir!r}, '
+            'download=False)); ds = data._load_tfds("mnist", cfg); '
+            'print(len(ds.y_test), "tensorflow.python" in sys.modules)')
+  out = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                       check=True).stdout.split()
+  assert out == ['10000', 'False']
 
 
 def test_validation_split_is_held_out_balanced_seeded_and_recorded():

@@ -91,11 +91,7 @@ def resolve_data_dir(data_dir: str) -> str | None:
 
 
 def _load_tfds(name: str, data_cfg: ml_collections.ConfigDict) -> Dataset:
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  tf.config.set_visible_devices([], 'GPU')  # TF only reads files; JAX owns the accelerator.
-
   data_dir = resolve_data_dir(data_cfg.data_dir)
   builder = tfds.builder(name, data_dir=data_dir)
   if not builder.is_prepared():
@@ -108,8 +104,17 @@ def _load_tfds(name: str, data_cfg: ml_collections.ConfigDict) -> Dataset:
           f'tfds dataset {where}, and its download servers '
           f'({", ".join(h for h, _ in hosts)}) cannot be reached from here. '
           f'{_how_to_get(name)}')
+    _import_tensorflow()
     builder.download_and_prepare()
   return _read_prepared(name, builder.data_dir)
+
+
+def _import_tensorflow():
+  """TensorFlow, which tfds needs to prepare and decode a dataset (not to read its
+  info): imported only then, as it takes seconds and a cached read needs none of it."""
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.config.set_visible_devices([], 'GPU')  # TF only reads files; JAX owns the accelerator.
 
 
 @functools.lru_cache(maxsize=4)
@@ -126,6 +131,7 @@ def _read_prepared(name: str, version_dir: str) -> Dataset:
     with np.load(cache) as z:
       flat = {k: z[k] for k in z.files}
   else:
+    _import_tensorflow()
     flat = {}
     for split in ('train', 'test'):
       ds = builder.as_dataset(split=split, batch_size=-1, as_supervised=True)
