@@ -11,6 +11,20 @@ from tiny_configs import tiny_config
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def test_metrics_go_to_jsonl_and_to_a_tensorboard_event_file_tensorboard_reads(tmp_path):
+  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  w = writers.MetricWriter(str(tmp_path))
+  w.write(2, {'train/loss': 1.5, 'train/accuracy': 0.25})
+  w.write(4, {'train/loss': 0.5, 'train/accuracy': float('nan')})
+  w.close()
+  assert [r['step'] for r in writers.read_metrics(str(tmp_path))] == [2, 4]
+  acc = event_accumulator.EventAccumulator(str(tmp_path / 'tensorboard'))
+  acc.Reload()
+  assert sorted(acc.Tags()['scalars']) == ['train/accuracy', 'train/loss']
+  assert [(e.step, e.value) for e in acc.Scalars('train/loss')] == [(2, 1.5), (4, 0.5)]
+  assert [(e.step, e.value) for e in acc.Scalars('train/accuracy')] == [(2, 0.25)]  # NaN kept out
+
+
 def test_train_or_load_reuses_a_finished_run_and_refuses_a_changed_one(tmp_path):
   c = tiny_config()
   first = train.train_or_load(c, str(tmp_path))

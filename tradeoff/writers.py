@@ -5,7 +5,9 @@ import json
 import logging
 import math
 import os
+import socket
 import sys
+import time
 
 import tqdm
 
@@ -23,8 +25,7 @@ class MetricWriter:
     self.enabled = enabled
     self._tb = None
     if tensorboard and enabled:
-      from flax.metrics import tensorboard as flax_tb  # pylint: disable=g-import-not-at-top
-      self._tb = flax_tb.SummaryWriter(os.path.join(workdir, 'tensorboard'))
+      self._tb = ScalarEventFile(os.path.join(workdir, 'tensorboard'))
 
   def write(self, step: int, scalars: dict[str, float]) -> None:
     if not self.enabled:
@@ -41,6 +42,38 @@ class MetricWriter:
   def close(self) -> None:
     if self._tb is not None:
       self._tb.close()
+
+
+class ScalarEventFile:
+  """A TensorBoard event file of scalars, written with TensorBoard's own record
+  framing and protos: TensorFlow (seconds to import) is not needed to write it."""
+
+  def __init__(self, logdir: str):
+    # pylint: disable=g-import-not-at-top
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.compat.proto import summary_pb2
+    from tensorboard.summary.writer import record_writer
+    # pylint: enable=g-import-not-at-top
+    self._event, self._summary = event_pb2.Event, summary_pb2.Summary
+    os.makedirs(logdir, exist_ok=True)
+    name = (f'events.out.tfevents.{time.time():.6f}.{socket.gethostname()}.'
+            f'{os.getpid()}.tradeoff')
+    self._records = record_writer.RecordWriter(open(os.path.join(logdir, name), 'ab'))
+    self._write(self._event(wall_time=time.time(), file_version='brain.Event:2'))
+
+  def _write(self, event) -> None:
+    self._records.write(event.SerializeToString())
+
+  def scalar(self, tag: str, value: float, step: int) -> None:
+    value = self._summary.Value(tag=tag, simple_value=float(value))
+    self._write(self._event(wall_time=time.time(), step=int(step),
+                            summary=self._summary(value=[value])))
+
+  def flush(self) -> None:
+    self._records.flush()
+
+  def close(self) -> None:
+    self._records.close()
 
 
 def read_metrics(workdir: str) -> list[dict]:
