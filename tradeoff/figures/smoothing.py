@@ -102,7 +102,7 @@ def smoothing_experiment(sweep_results: str, num_examples: int = 500, n0: int = 
 
 
 def plot(res: dict, path: str) -> str:
-  fig, (ax, ax2) = common.subplots(1, 2, figsize=(10, 3.8))
+  fig, (ax, ax2) = common.subplots(1, 2, figsize=(10, 4.4))
   radii = np.array(RADII)
   for m in res['models']:
     acc = [m['certified_accuracy'][str(r)] for r in RADII]
@@ -122,12 +122,13 @@ def plot(res: dict, path: str) -> str:
     ax2.plot(sigmas, [m['certified_accuracy'][str(r)] for m in res['models']], 's--',
              label=f'certified at r = {r:g}')
   ax2.set_xscale('log')
+  ax2.minorticks_off()
   ax2.set_xticks(sigmas)
   ax2.set_xticklabels([f'{v:g}' for v in sigmas])
   ax2.set_xlabel('noise σ (training and smoothing)')
   ax2.set_ylabel('accuracy')
   ax2.set_title('the σ trade-off', fontsize=8)
-  ax2.legend(fontsize=7)
+  ax2.legend(fontsize=7, loc='upper center', bbox_to_anchor=(0.5, -0.2), ncol=2)
   return common.save_figure(fig, path)
 
 
