@@ -280,9 +280,9 @@ def total_steps(config: ml_collections.ConfigDict, num_train: int) -> int:
 @functools.partial(jax.jit, static_argnums=0)
 def _init_variables(module: nn.Module, rng, x):
   """The module's initial variables, by one jitted program (run eagerly, every
-  parameter's initializer compiles on its own: a ResNet-8's 15 s cold here against
-  10 s jitted). The module is a static argument, so equal modules (one per run
-  that a sweep or figure command restores) share one compilation per process."""
+  parameter's initializer compiles on its own, which takes longer cold). The
+  module is a static argument, so equal modules (one per run that a sweep or
+  figure command restores) share one compilation per process."""
   return module.init(rng, x, train=False)
 
 
