@@ -14,9 +14,18 @@ import sys
 # XLA:CPU aborts the process when the devices of a collective arrive more than
 # 20 + 40 s apart; on a loaded 2-core machine (two test workers, subprocesses)
 # a starved device thread can be that late, so the limit is raised.
-os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
-                           ' --xla_force_host_platform_device_count=2'
-                           ' --xla_cpu_collective_call_terminate_timeout_seconds=600').strip()
+_XLA_FLAGS_OUTSIDE = os.environ.get('XLA_FLAGS', '')
+
+
+def xla_flags(device_count: int) -> str:
+  """The test processes' XLA_FLAGS with `device_count` fake CPU devices: what
+  this process runs with (2), and what its subprocesses get when they stand for
+  a host with another number of devices."""
+  return (f'{_XLA_FLAGS_OUTSIDE} --xla_force_host_platform_device_count={device_count}'
+          ' --xla_cpu_collective_call_terminate_timeout_seconds=600').strip()
+
+
+os.environ['XLA_FLAGS'] = xla_flags(2)
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 # Decoded tfds arrays (data.ARRAY_CACHE_ENV) and XLA executables (JAX's persistent
 # compilation cache) are shared by every test process, subprocesses included: the

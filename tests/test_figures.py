@@ -140,3 +140,33 @@ def test_attack_labels_name_the_attack_its_budget_and_every_stage():
                                      'FAB-T9-100, Square-5000)')
   fast = attacks.autoattack('l2', 1.5, configlib.autoattack_config(), None, fast=True)
   assert common.attack_label(fast.describe()) == 'AutoAttack fast (APGD-CE-100, APGD-T9-100)'
+
+
+def test_the_reevaluated_sweep_table_pairs_each_cell_before_and_after_and_never_mixes(tmp_path):
+  from tradeoff.figures import common  # pylint: disable=g-import-not-at-top
+  from tradeoff.figures import docs  # pylint: disable=g-import-not-at-top
+  pgd = {'name': 'pgd20', 'num_steps': 20, 'restarts': 2, 'norm': 'linf'}
+  aa = {'name': 'autoattack_fast', 'norm': 'linf',
+        'stages': [{'name': 'apgd_ce', 'num_steps': 100}, {'name': 'apgd_t9', 'num_steps': 100}]}
+
+  def run(eps, n, seed, before, after=None):
+    r = {'status': 'finished', 'point': {'eps': eps, 'data.train_size': n, 'seed': seed},
+         'train_attack': {'eps': eps}, 'eval_attack': pgd, 'robust_accuracy': before}
+    if after is not None:
+      r.update(eval_attack=aa, robust_accuracy=after,
+               previous_evaluation={'robust_accuracy': before, 'eval_attack': pgd})
+    return r
+
+  path = common.write_json(str(tmp_path / 's.json'), {'runs': [
+      run(0.0, 100, 0, 0.9), run(0.1, 100, 0, 0.50, 0.47), run(0.1, 100, 1, 0.54, 0.49),
+      run(0.3, 100, 0, 0.20, 0.18), run(0.3, 100, 1, 0.22)]})
+  table = docs.reevaluated_sweep(path)
+  lines = table.splitlines()
+  assert lines[0] == ('| ε_train (linf): PGD-20 × 2 restarts → AutoAttack fast (APGD-CE-100, '
+                      'APGD-T9-100) | n = 100 |')
+  assert lines[2] == '| 0.1 | 52.0 → 48.0 % (-4.0) |'   # the seeds' means
+  assert lines[3] == '| 0.3 | – |'                     # one seed not re-evaluated yet
+  assert len(lines) == 4                                # ε = 0 has no robust number
+  common.write_json(path, {'runs': [run(0.1, 100, 0, 0.5)]})
+  with pytest.raises(ValueError, match='no run has been re-evaluated'):
+    docs.reevaluated_sweep(path)

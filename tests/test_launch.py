@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+import conftest
 from launch import commands
 from tradeoff import errors
 from tiny_configs import TINY_CONFIG
@@ -125,8 +126,7 @@ def test_the_colab_notebook_is_in_sync_and_runs_top_to_bottom_in_smoke_mode(tmp_
   params[0].source += (f'\nSMOKE = True\nDATA_DIR = {mnist_dir!r}\n'
                        f'WORKDIR = {str(tmp_path / "runs")!r}\n')
   # The kernel and the runs it starts get one CPU device, as on a Colab runtime.
-  monkeypatch.setenv('XLA_FLAGS', os.environ['XLA_FLAGS'].replace('device_count=2',
-                                                                  'device_count=1'))
+  monkeypatch.setenv('XLA_FLAGS', conftest.xla_flags(1))
   nbclient.NotebookClient(source, timeout=600, kernel_name='python3',
                           resources={'metadata': {'path': REPO}}).execute()
   assert os.path.exists(tmp_path / 'runs' / 'mnist_smoke' / 'results.json')

@@ -12,6 +12,7 @@ import jax
 import numpy as np
 import pytest
 
+import conftest
 from tradeoff import workdir as workdir_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -77,8 +78,7 @@ def _free_port() -> int:
 def _launch(config, workdir, num_processes, devices_per_process, heartbeat_s=10, overrides=()):
   """The same command on every process, as a cluster would start them."""
   env = {**os.environ, 'PYTHONUNBUFFERED': '1',
-         'XLA_FLAGS': os.environ['XLA_FLAGS'].replace(   # conftest's, with the device count
-             'device_count=2', f'device_count={devices_per_process}')}
+         'XLA_FLAGS': conftest.xla_flags(devices_per_process)}
   port = _free_port()
   procs = []
   for i in range(num_processes):

@@ -81,6 +81,41 @@ def size_sweep(path: str, metric: str = 'clean', digits: str = '1') -> str:
   return tables.markdown(header, rows)
 
 
+@generator('reevaluated_sweep')
+def reevaluated_sweep(path: str, digits: str = '1') -> str:
+  """A re-evaluated sweep (`figures reevaluate`): per robust cell (training ε ×
+  training-set size, seeds averaged) the robust accuracy under the run's own
+  attack, under the re-evaluation's, and the change in points. A cell whose runs
+  are not all re-evaluated is '–', so the table never mixes attacks."""
+  res = common.read_json(path)
+  runs = [r for r in _finished(res) if _eps_key(r) > 0]
+  cells = collections.defaultdict(list)
+  for r in runs:
+    cells[(_eps_key(r), r['point']['data.train_size'])].append(r)
+  d = int(digits)
+
+  def cell(rs):
+    if not rs or not all('previous_evaluation' in r for r in rs):
+      return '–'
+    before = float(np.mean([r['previous_evaluation']['robust_accuracy'] for r in rs]))
+    after = float(np.mean([r['robust_accuracy'] for r in rs]))
+    return (f'{100 * before:.{d}f} → {tables.pct(after, d)} '
+            f'({100 * (after - before):+.{d}f})')
+
+  done = [r for r in runs if 'previous_evaluation' in r]
+  if not done:
+    raise ValueError(f'{path}: no run has been re-evaluated (no previous_evaluation).')
+  before_label = {common.attack_label(r['previous_evaluation']['eval_attack']) for r in done}
+  after_label = {common.attack_label(r['eval_attack']) for r in done}
+  epss = sorted({e for e, _ in cells})
+  sizes = sorted({n for _, n in cells})
+  norm = runs[0]['eval_attack']['norm']
+  header = ([f"ε_train ({norm}): {' / '.join(sorted(before_label))} → "
+             f"{' / '.join(sorted(after_label))}"] + [f'n = {n}' for n in sizes])
+  return tables.markdown(header, [[common.fmt_eps(e)] + [cell(cells[(e, n)]) for n in sizes]
+                                  for e in epss])
+
+
 @generator('eps_sweep')
 def eps_sweep(path: str, digits: str = '2') -> str:
   """Standard accuracy and robust accuracy at the model's own ε, by training ε."""
