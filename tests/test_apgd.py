@@ -1,4 +1,6 @@
 """Auto-PGD: the paper's schedule, the invariants of every attack, known answers."""
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -167,3 +169,64 @@ def test_few_remaining_points_get_a_small_batch():
   from tradeoff import accuracy  # pylint: disable=g-import-not-at-top
   assert [accuracy._bucket(n, 500, 2) for n in (1, 2, 3, 30, 256, 257, 900)] == [
       2, 2, 4, 32, 256, 500, 500]
+
+
+def test_a_killed_cascade_evaluation_resumes_where_it_stopped_with_the_same_answers(tmp_path):
+  from tradeoff import accuracy  # pylint: disable=g-import-not-at-top
+  from tradeoff import parallel  # pylint: disable=g-import-not-at-top
+  module = models.Linear(num_outputs=4)
+  rng = np.random.default_rng(1)
+  x = rng.random((64, 12), np.float32)
+  params = module.init(jax.random.key(0), x[:1])['params']
+  y = np.array(jnp.argmax(module.apply({'params': params}, x), -1), np.int32)
+  y[:8] = (y[:8] + 1) % 4                               # a few wrong on clean inputs
+  stages = (attacks.APGD(eps=0.01, num_steps=5), attacks.APGD(eps=0.03, num_steps=5, targets=3))
+  cascade = attacks.Cascade('two', stages)
+  n = jax.local_device_count()
+  args = (module, cascade, parallel.replicate(params, n), parallel.replicate({}, n), x, y, 16,
+          jax.random.key(3), 48)
+  whole = accuracy.evaluate_clean_and_robust(*args)
+  assert 0 < whole['robust_accuracy'] < whole['robust_accuracy_by_stage'][0]['robust_accuracy']
+
+  path = str(tmp_path / 'progress' / 'p.json')
+  key = {'what': 'the test cascade'}
+  real, calls = accuracy.robust_mask, []
+
+  def dies_on_the_fourth_call(*a, **k):   # clean mask, APGD-CE, target 1, then target 2 dies
+    calls.append(1)
+    if len(calls) == 4:
+      raise KeyboardInterrupt
+    return real(*a, **k)
+
+  accuracy.robust_mask = dies_on_the_fourth_call
+  try:
+    with pytest.raises(KeyboardInterrupt):
+      accuracy.evaluate_clean_and_robust(*args, progress=accuracy.CascadeProgress(path, key))
+  finally:
+    accuracy.robust_mask = real
+  import json  # pylint: disable=g-import-not-at-top
+  saved = json.load(open(path))
+  assert (saved['stage'], saved['part']) == (1, 1) and len(saved['by_stage']) == 1
+
+  calls.clear()
+  accuracy.robust_mask = lambda *a, **k: calls.append(1) or real(*a, **k)
+  try:
+    resumed = accuracy.evaluate_clean_and_robust(*args,
+                                                 progress=accuracy.CascadeProgress(path, key))
+  finally:
+    accuracy.robust_mask = real
+  assert len(calls) == 3                      # clean mask, targets 2 and 3: nothing done twice
+  assert resumed['robust_accuracy'] == whole['robust_accuracy']
+  assert ([(s['attack'], s['robust_accuracy'], s['attacked_points'])
+           for s in resumed['robust_accuracy_by_stage']]
+          == [(s['attack'], s['robust_accuracy'], s['attacked_points'])
+              for s in whole['robust_accuracy_by_stage']])
+  assert resumed['resumed']['stage'] == 2 and resumed['resumed']['part'] == 1
+  assert resumed['resumed']['earlier_time_s'] > 0 and 'resumed' not in whole
+  assert not os.path.exists(path)             # removed once finished
+
+  # A file left by another evaluation is not taken for this one's.
+  accuracy.CascadeProgress(path, {'what': 'another'}).save(
+      np.zeros(48, bool), [], 1, 0, 0.0, 0)
+  again = accuracy.evaluate_clean_and_robust(*args, progress=accuracy.CascadeProgress(path, key))
+  assert again['robust_accuracy'] == whole['robust_accuracy'] and 'resumed' not in again

@@ -7,7 +7,9 @@ with a mask, so a short last batch counts exactly.
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from typing import Callable
 
@@ -83,7 +85,8 @@ def evaluate(p_eval_step: Callable, params, model_state, x: np.ndarray, y: np.nd
 
 def evaluate_clean_and_robust(module: nn.Module, attack: attacks.Attack, params, model_state,
                               x: np.ndarray, y: np.ndarray, batch_size: int, rng: jax.Array,
-                              num_robust: int = 0, steps=None) -> dict[str, float]:
+                              num_robust: int = 0, steps=None,
+                              progress: CascadeProgress | None = None) -> dict[str, float]:
   """Clean accuracy on all of (x, y), robust accuracy on its first num_robust examples.
 
   num_robust <= 0 (or >= len(y)) attacks every example in one pass. Otherwise
@@ -96,10 +99,12 @@ def evaluate_clean_and_robust(module: nn.Module, attack: attacks.Attack, params,
   Args:
     steps: optional (full_step, clean_step) from make_eval_step, to reuse their
       compilations across calls.
+    progress: for a cascade, where to save its progress after every stage (or
+      target), so that a killed evaluation resumes there; see CascadeProgress.
   """
   if isinstance(attack, attacks.Cascade):
     return _evaluate_cascade(module, attack, params, model_state, x, y, batch_size, rng,
-                             num_robust, steps[1] if steps else None)
+                             num_robust, steps[1] if steps else None, progress)
   full_step, clean_step = steps or (make_eval_step(module, attack),
                                     make_eval_step(module, attacks.Attack()))
   n = len(y)
@@ -167,11 +172,65 @@ def robust_mask(p_robust_step: Callable, params, model_state, x: np.ndarray, y: 
   return np.concatenate(out) if out else np.zeros(0, bool)
 
 
+class CascadeProgress:
+  """Where a cascade evaluation stands, in a JSON file, so that a killed one goes
+  on from its last finished part (a stage, or one target of a targeted stage)
+  instead of from the start. Every part draws its random numbers from its own
+  fold of the key, so the resumed evaluation gives the points the same answers
+  as an uninterrupted one.
+
+  `key` names what is evaluated (attack settings, checkpoint, points, seed, batch
+  size); a file written for another key is ignored and replaced. The file is
+  removed when the evaluation finishes. With several processes only process 0
+  writes it; every process reads it (a shared filesystem, as for checkpoints).
+  """
+
+  def __init__(self, path: str, key: dict):
+    self.path = path
+    self.key = json.loads(json.dumps(key, default=str))   # as it reads back from the file
+
+  def load(self, num_points: int) -> dict | None:
+    if not os.path.exists(self.path):
+      return None
+    with open(self.path) as f:
+      rec = json.load(f)
+    if rec.get('key') != self.key or len(rec.get('robust', '')) != num_points:
+      logging.warning('%s belongs to another evaluation; starting from the first stage',
+                      self.path)
+      return None
+    return rec
+
+  def save(self, robust: np.ndarray, by_stage: list, stage: int, part: int,
+           stage_time_s: float, attacked_points: int) -> None:
+    """After part `part` - 1 of stage `stage` (or before stage `stage` when part
+    is 0): the robust mask, the finished stages' records, and the running
+    stage's time so far and number of points it started on."""
+    if jax.process_index() != 0:
+      return
+    os.makedirs(os.path.dirname(self.path) or '.', exist_ok=True)
+    tmp = f'{self.path}.tmp'
+    with open(tmp, 'w') as f:
+      json.dump({'key': self.key, 'robust': ''.join('1' if r else '0' for r in robust),
+                 'by_stage': by_stage, 'stage': stage, 'part': part,
+                 'stage_time_s': stage_time_s, 'attacked_points': attacked_points}, f)
+    os.replace(tmp, self.path)
+
+  def clear(self) -> None:
+    if jax.process_index() == 0 and os.path.exists(self.path):
+      os.remove(self.path)
+      try:
+        os.rmdir(os.path.dirname(self.path))   # only if no other evaluation's file is there
+      except OSError:
+        pass
+
+
 def _evaluate_cascade(module, cascade, params, model_state, x, y, batch_size, rng,
-                      num_robust, clean_step=None) -> dict:
+                      num_robust, clean_step=None, progress: CascadeProgress | None = None
+                      ) -> dict:
   """Clean accuracy on all of (x, y); each stage of `cascade` attacks only the
   points of the first num_robust that are still robust, and the robust accuracy
-  after every stage is recorded (AutoAttack's protocol)."""
+  after every stage is recorded (AutoAttack's protocol). With `progress`, the
+  evaluation is saved after every part and resumed from there."""
   clean_step = clean_step or make_eval_step(module, attacks.Attack())
   clean = evaluate(clean_step, params, model_state, x, y, batch_size, rng)
   m = len(y) if num_robust <= 0 else min(num_robust, len(y))
@@ -180,22 +239,38 @@ def _evaluate_cascade(module, cascade, params, model_state, x, y, batch_size, rn
                        batch_size, rng)
   subset_clean = float(robust.mean())
   by_stage = []
+  start_stage, start_part, stage_time = 0, 0, 0.0
+  saved = progress.load(m) if progress else None
+  if saved:
+    robust = np.array([c == '1' for c in saved['robust']])
+    by_stage, stage_time = saved['by_stage'], saved['stage_time_s']
+    start_stage, start_part = saved['stage'], saved['part']
+    earlier = float(sum(st['wall_time_s'] for st in by_stage) + stage_time)
+    logging.info('%s: resumed from %s at stage %d, part %d', cascade.name, progress.path,
+                 start_stage + 1, start_part)
   t_start = time.time()
   for i, stage in enumerate(cascade.stages):
-    t0 = time.time()
+    if i < start_stage:
+      continue
+    t0 = time.time() - (stage_time if i == start_stage else 0.0)
     # A targeted stage runs one target at a time, each on the points still robust.
     split = stage.per_target() if hasattr(stage, 'per_target') else None
     one, count = split or (stage, 1)
     step = make_robust_step(module, one, targeted=split is not None)
-    attacked = int(robust.sum())
-    for j in range(count):
+    attacked = (saved['attacked_points'] if saved and i == start_stage and start_part
+                else int(robust.sum()))
+    for j in range(start_part if i == start_stage else 0, count):
       idx = np.flatnonzero(robust)
       if len(idx):
         ok = robust_mask(step, params, model_state, xs[idx], ys[idx], batch_size,
                          jax.random.fold_in(jax.random.fold_in(rng, i + 1), j), j)
         robust[idx] = ok
+      if progress and j + 1 < count:
+        progress.save(robust, by_stage, i, j + 1, time.time() - t0, attacked)
     by_stage.append({'attack': stage.describe()['name'], 'robust_accuracy': float(robust.mean()),
                      'attacked_points': attacked, 'wall_time_s': time.time() - t0})
+    if progress:
+      progress.save(robust, by_stage, i + 1, 0, 0.0, 0)
     logging.info('%s stage %d/%d (%s): %d points attacked, robust accuracy %.4f, %.0f s',
                  cascade.name, i + 1, len(cascade.stages), by_stage[-1]['attack'], attacked,
                  by_stage[-1]['robust_accuracy'], by_stage[-1]['wall_time_s'])
@@ -203,6 +278,11 @@ def _evaluate_cascade(module, cascade, params, model_state, x, y, batch_size, rn
          'num_examples': clean['num_examples'], 'robust_accuracy': float(robust.mean()),
          'num_robust_examples': m, 'robust_accuracy_by_stage': by_stage,
          'robust_time_s': time.time() - t_start}
+  if saved:   # the time of every stage, before and after the interruption
+    out['robust_time_s'] = float(sum(st['wall_time_s'] for st in by_stage))
+    out['resumed'] = {'stage': start_stage + 1, 'part': start_part, 'earlier_time_s': earlier}
   if m < len(y):
     out['robust_subset_clean_accuracy'] = subset_clean
+  if progress:
+    progress.clear()
   return out

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
 import math
 import os
 import time
@@ -359,6 +361,24 @@ def restore_for_evaluation(config: ml_collections.ConfigDict, workdir: str,
                   exp.ds.x_test[:num_examples], exp.ds.y_test[:num_examples])
 
 
+def cascade_progress(exp, workdir: str, step: int, num_eval: int):
+  """Where a cascade (AutoAttack) evaluation of `workdir`'s checkpoint `step`
+  saves its progress, so that a killed one resumes (None for other attacks):
+  `<workdir>/evaluations/progress/<hash of what is evaluated>.json`."""
+  if not isinstance(exp.eval_attack, attacks.Cascade):
+    return None
+  key = {'eval_attack': exp.eval_attack.describe(), 'checkpoint_step': step,
+         'num_eval_examples': num_eval,
+         'num_robust_eval_examples': int(exp.config.num_robust_eval_examples),
+         'eval_batch_size': int(exp.config.data.eval_batch_size),
+         'seed': int(exp.config.seed), 'data': str(exp.config.data.name),
+         'eval_split': str(exp.config.data.get('eval_split', '')),
+         'devices': jax.device_count()}
+  digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+  return accuracy.CascadeProgress(
+      os.path.join(workdir, 'evaluations', 'progress', f'{digest}.json'), key)
+
+
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Restores the newest checkpoint of `workdir` and evaluates config.eval_attack."""
   t0 = time.time()
@@ -371,10 +391,13 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
   result = accuracy.evaluate_clean_and_robust(
       exp.eval_module, exp.eval_attack, parallel.replicate(state.params, num_devices),
       parallel.replicate(state.model_state, num_devices), x_eval, y_eval,
-      exp.config.data.eval_batch_size, rng, exp.config.num_robust_eval_examples)
+      exp.config.data.eval_batch_size, rng, exp.config.num_robust_eval_examples,
+      progress=cascade_progress(exp, workdir, int(state.step), len(y_eval)))
   return {'workdir': os.path.abspath(workdir), 'checkpoint_step': int(state.step),
           'config': workdir_lib.as_json(config),
           'commit': commit, 'device': provenance.device_description(),
           'host': provenance.host(), 'versions': provenance.versions(),
-          'wall_time_s': time.time() - t0, 'data': exp.ds.info,
+          # with the time of the parts a killed earlier evaluation finished
+          'wall_time_s': time.time() - t0 + result.get('resumed', {}).get('earlier_time_s', 0.0),
+          'data': exp.ds.info,
           'eval_attack': exp.eval_attack.describe(), **result}

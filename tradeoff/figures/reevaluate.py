@@ -90,7 +90,8 @@ def reevaluate(collected: dict, attack: str, previous: dict | None = None, save=
                       'wall_time_s': res['wall_time_s'],
                       'robust_time_s': res['robust_time_s'],
                       'robust_accuracy_by_stage': res['robust_accuracy_by_stage'],
-                      'checkpoint_step': res['checkpoint_step']})
+                      'checkpoint_step': res['checkpoint_step'],
+                      **({'resumed': res['resumed']} if 'resumed' in res else {})})
     if save:
       save(dict(out, **common.provenance_record(t0)))
   return dict(out, **common.provenance_record(t0))

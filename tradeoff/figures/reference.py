@@ -108,7 +108,7 @@ def _with_autoattack(row: dict, aa_spec) -> dict:
       'robust_subset_clean_accuracy': res.get('robust_subset_clean_accuracy'),
       'eval_attack': res['eval_attack'], 'eval_time_s': res['wall_time_s'],
       'checkpoint_step': res['checkpoint_step'], 'eval_commit': res['commit'],
-      'host': res['host']})
+      'host': res['host'], **({'resumed': res['resumed']} if 'resumed' in res else {})})
 
 
 def _recorded_autoattack(row: dict, want: dict, paths) -> dict | None:
