@@ -272,6 +272,8 @@ def test_user_errors_are_one_line_and_bugs_keep_their_traceback(tmp_path, config
       (['tradeoff.evaluate', f'--workdir={tmp_path}/none'], 'is not a tradeoff run directory'),
       (['tradeoff.main', '--config=configs/mnist_linf.py:smok', f'--workdir={tmp_path}/c'],
        "Unknown config variant 'smok'"),
+      (['tradeoff.figures', 'reference', '--spec.reference_attack.num_steps=20'],
+       '--spec.reference_attack.num_steps overrides a field of --spec, which is not given'),
   ]
   procs = [(_cli(*args), expected) for args, expected in cases]
   for proc, expected in procs:

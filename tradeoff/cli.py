@@ -28,6 +28,7 @@ import sys
 from typing import Callable
 
 from absl import app
+from absl import flags
 
 from tradeoff import configlib
 from tradeoff import errors
@@ -50,8 +51,18 @@ def fail(message: str) -> None:
 
 def check_config_file_flags(argv: list[str], names=('config', 'spec', 'sweep'),
                             config_file_flags=('config', 'spec')) -> None:
-  """Fails with one line if a --config / --spec / --sweep file does not exist, or
-  if a config file's get_config rejects its ':variant' argument."""
+  """Fails with one line if a --config / --spec / --sweep file does not exist, if
+  a config file's get_config rejects its ':variant' argument, or if a
+  --config.x / --spec.x override is given without its file (absl would say only
+  'Unknown command line flag')."""
+  for name in config_file_flags:
+    if name not in flags.FLAGS or flags.FLAGS[name].default is not None:
+      continue   # not this program's, or a config with a default (evaluate's config.json)
+    named = any(a == f'--{name}' or a.startswith(f'--{name}=') for a in argv[1:])
+    override = next((a for a in argv[1:] if a.startswith(f'--{name}.')), None)
+    if override and not named:
+      fail(f'{override.split("=", 1)[0]} overrides a field of --{name}, which is not given: '
+           f'name the file too, e.g. --{name}=<file>.py {override}.')
   for i, arg in enumerate(argv[1:], start=1):
     for name in names:
       value = None

@@ -92,7 +92,7 @@ _RESULTS = flags.DEFINE_string('results', None,
 _SPEC = config_flags.DEFINE_config_file(
     'spec', None, 'Models of Figures 2-4 (default configs/figures/robust_models.py); entries '
     'can be overridden once the file is named, e.g. --spec=configs/figures/reference_models.py '
-    '--spec.mnist.standard=DIR (absl rejects --spec.* without --spec).', lock_config=False)
+    '--spec.mnist.standard=DIR.', lock_config=False)
 _WHERE = flags.DEFINE_list('where', None, 'table: only runs whose grid point has these '
                            'KEY=VALUE pairs, e.g. data.train_size=60000,seed=0.')
 _DATASETS = flags.DEFINE_list('datasets', ['mnist', 'fashion_mnist'],
