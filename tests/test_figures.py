@@ -170,3 +170,15 @@ def test_the_reevaluated_sweep_table_pairs_each_cell_before_and_after_and_never_
   common.write_json(path, {'runs': [run(0.1, 100, 0, 0.5)]})
   with pytest.raises(ValueError, match='no run has been re-evaluated'):
     docs.reevaluated_sweep(path)
+
+
+def test_every_relative_link_of_the_readme_and_docs_points_at_a_file():
+  import glob  # pylint: disable=g-import-not-at-top
+  import re  # pylint: disable=g-import-not-at-top
+  broken = []
+  for md in [os.path.join(REPO, 'README.md'), *glob.glob(os.path.join(REPO, 'docs', '*.md'))]:
+    for target in re.findall(r'\]\(([^)#\s]+)\)', open(md).read()):
+      if not re.match(r'[a-z]+:', target) and not os.path.exists(
+          os.path.join(os.path.dirname(md), target)):
+        broken.append(f'{os.path.relpath(md, REPO)}: {target}')
+  assert not broken, broken
