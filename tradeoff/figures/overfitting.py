@@ -80,7 +80,8 @@ def overfitting_experiment(sweep_results: str) -> dict:
 
 def plot(res: dict, path: str) -> str:
   runs = res['runs']
-  fig, axes = common.subplots(1, len(runs), figsize=(5.5 * len(runs), 4), squeeze=False)
+  fig, axes = common.subplots(1, len(runs), figsize=(5.5 * len(runs), 4), squeeze=False,
+                              layout='constrained')
   for ax, r in zip(axes[0], runs):
     for name, style in (('train', '-'), ('validation', '--'), ('test', '-')):
       pts = r['curves'][name]
@@ -91,8 +92,9 @@ def plot(res: dict, path: str) -> str:
                label=f"kept (best validation): test {100 * r['test_robust_best']:.1f} %")
     ax.set_xlabel('epoch')
     ax.set_ylabel('robust accuracy')
-    ax.set_title(f"{r['name']}: n = {r['num_train']}, test robust peak "
-                 f"{100 * r['test_robust_at_peak']:.1f} %, last "
+    epochs = r['train_steps'] / r['steps_per_epoch']
+    ax.set_title(f"n = {r['num_train']} ({r['num_validation']} held out), {epochs:.0f} epochs\n"
+                 f"test robust: peak {100 * r['test_robust_at_peak']:.1f} %, last "
                  f"{100 * r['test_robust_last']:.1f} %", fontsize=8)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
