@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import os
+import textwrap
 
 import numpy as np
 
@@ -49,7 +50,7 @@ def size_curves(res: dict) -> dict[float, dict]:
 def plot_figure1(res: dict, path: str) -> str:
   curves = size_curves(res)
   norm = _finished(res)[0]['config']['norm']
-  fig, axes = common.subplots(1, 2, figsize=(12, 4.5))
+  fig, axes = common.subplots(1, 2, figsize=(12, 4.5), layout='constrained')
   for eps, c in curves.items():
     for ax, key in ((axes[0], 'clean'), (axes[1], 'robust')):
       if key == 'robust' and eps == 0:
@@ -61,7 +62,8 @@ def plot_figure1(res: dict, path: str) -> str:
       line, = ax.semilogx(c['n'], mean, 'o-', label=f'ε = {common.fmt_eps(eps)}')
       ax.fill_between(c['n'], lo, hi, color=line.get_color(), alpha=0.2)
   axes[0].set_ylabel('standard test accuracy')
-  axes[1].set_ylabel(f'robust accuracy (own ε; {_eval_label(res)})')
+  axes[1].set_ylabel('robust accuracy at own ε')
+  axes[1].set_title(textwrap.fill(f'robust: {_eval_label(res)}', 70), fontsize=9)
   for ax in axes:
     ax.set_xlabel('training-set size n')
     ax.grid(alpha=0.3)
