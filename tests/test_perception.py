@@ -351,6 +351,29 @@ def test_reference_table_adds_autoattack_beside_pgd_and_reuses_a_bench_record(sm
   reference.run(spec, ['mnist'], str(root / 'ref_aa'), plot_only=False)
   assert calls == [(dirs['standard'], 'autoattack'), (dirs['robust_linf'], 'autoattack')]
 
+  # A run killed during a row's AutoAttack evaluation has saved that row's PGD
+  # half, which the next run keeps.
+  spec.reference_attack.num_steps = 4
+  spec.reference_autoattack.settings.square_queries = 14
+  recording = reference.experiment.evaluate_checkpoint
+  def killed_in_autoattack(config, workdir):
+    if config.eval_attack.name == 'autoattack':
+      raise KeyboardInterrupt
+    return recording(config, workdir)
+  monkeypatch.setattr(reference.experiment, 'evaluate_checkpoint', killed_in_autoattack)
+  calls.clear()
+  with pytest.raises(KeyboardInterrupt):
+    reference.run(spec, ['mnist'], str(root / 'ref_aa'), plot_only=False)
+  assert calls == [(dirs['standard'], 4)]
+  std, rob = json.load(open(os.path.join(root, 'ref_aa', 'reference_mnist.json')))['rows']
+  assert std['eval_attack']['num_steps'] == 4 and 'autoattack' not in std
+  assert rob['eval_attack']['num_steps'] == 3   # the earlier row, not reached yet
+  monkeypatch.setattr(reference.experiment, 'evaluate_checkpoint', recording)
+  calls.clear()
+  reference.run(spec, ['mnist'], str(root / 'ref_aa'), plot_only=False)
+  assert calls == [(dirs['standard'], 'autoattack'), (dirs['robust_linf'], 4),
+                   (dirs['robust_linf'], 'autoattack')]
+
 
 def test_a_killed_reference_run_keeps_the_rows_it_finished(smoke_models, monkeypatch):
   from tradeoff.figures import reference  # pylint: disable=g-import-not-at-top

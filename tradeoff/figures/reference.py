@@ -141,9 +141,12 @@ def reference_experiment(spec, dataset: str, previous: dict | None = None,
   are kept instead of computed again, as are its rows of models whose workdir
   is not on this machine (checkpoints are not committed).
 
-  `save(record)`, if given, is called after every row with the record so far
-  (the finished rows, then the earlier file's rows not reached yet), so a
-  killed run keeps what it evaluated and the next run starts from it.
+  `save(record)`, if given, is called with the record so far (the finished
+  rows, then the earlier file's rows not reached yet) after each row's PGD
+  evaluation and again after its AutoAttack one, so a killed run keeps what it
+  evaluated and the next run starts from it: a row killed during AutoAttack
+  keeps its PGD half, and the AutoAttack evaluation resumes from its own
+  progress file (`experiment.cascade_progress`).
   """
   t0 = time.time()
   commit = common.provenance_record(t0)['commit']
@@ -151,6 +154,13 @@ def reference_experiment(spec, dataset: str, previous: dict | None = None,
   earlier = [dict(r, eval_commit=r.get('eval_commit', previous['commit']))
              for r in (previous or {}).get('rows', [])]
   rows = []
+
+  def save_so_far(current: list[dict]) -> None:
+    if save:
+      done = {(r['role'], r['threat_norm']) for r in current}
+      save(_record(spec, dataset, current + [r for r in earlier
+                                             if (r['role'], r['threat_norm']) not in done], t0))
+
   for norm in ('linf', 'l2'):
     robust_wd = panel.get(f'robust_{norm}', '')
     if not robust_wd:
@@ -163,11 +173,9 @@ def reference_experiment(spec, dataset: str, previous: dict | None = None,
                                        spec.reference_attack)['threat_eps']
     for role, wd in (('standard', panel.standard), (f'robust_{norm}', robust_wd)):
       row = _pgd_row(spec, dataset, earlier, role, wd, norm, eps, commit)
+      save_so_far(rows + [row])
       rows.append(_with_autoattack(row, spec.get('reference_autoattack')))
-      if save:
-        done = {(r['role'], r['threat_norm']) for r in rows}
-        save(_record(spec, dataset, rows + [r for r in earlier
-                                            if (r['role'], r['threat_norm']) not in done], t0))
+      save_so_far(rows)
   if not rows:
     raise ValueError(f'{dataset}: the spec names no robust model (robust_linf / robust_l2).')
   return _record(spec, dataset, rows, t0)
