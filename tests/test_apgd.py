@@ -230,3 +230,33 @@ def test_a_killed_cascade_evaluation_resumes_where_it_stopped_with_the_same_answ
       np.zeros(48, bool), [], 1, 0, 0.0, 0)
   again = accuracy.evaluate_clean_and_robust(*args, progress=accuracy.CascadeProgress(path, key))
   assert again['robust_accuracy'] == whole['robust_accuracy'] and 'resumed' not in again
+
+
+def test_a_cascade_evaluations_progress_file_is_named_by_what_it_evaluates(tmp_path):
+  import types  # pylint: disable=g-import-not-at-top
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from tradeoff import configlib  # pylint: disable=g-import-not-at-top
+  from tradeoff import experiment  # pylint: disable=g-import-not-at-top
+
+  def exp(eps=0.3, approximate=False, attack='autoattack', **config):
+    c = ml_collections.ConfigDict({'num_robust_eval_examples': 1000, 'seed': 0,
+                                   'data': {'eval_batch_size': 500, 'name': 'cifar10'}})
+    c.update(config)
+    if attack == 'autoattack':
+      atk = attacks.autoattack('linf', eps, configlib.autoattack_config(), (0.0, 1.0))
+    else:
+      atk = attacks.APGD(loss='ce', norm='linf', eps=eps, num_steps=10, restarts=1,
+                         bounds=(0.0, 1.0))
+    info = {'source': 'tfds:cifar10:3.0.2', 'approximate_copy': approximate}
+    return types.SimpleNamespace(config=c, eval_attack=atk, ds=types.SimpleNamespace(info=info))
+
+  def path(e, step=100, num_eval=10000):
+    return experiment.cascade_progress(e, str(tmp_path), step, num_eval).path
+
+  base = path(exp())
+  assert base == path(exp()) and base.startswith(str(tmp_path / 'evaluations' / 'progress'))
+  others = [path(exp(eps=0.1)), path(exp(approximate=True)), path(exp(seed=1)),
+            path(exp(num_robust_eval_examples=500)), path(exp(), step=200),
+            path(exp(), num_eval=5000)]
+  assert base not in others and len(set(others)) == len(others)
+  assert experiment.cascade_progress(exp(attack='apgd'), str(tmp_path), 100, 10000) is None

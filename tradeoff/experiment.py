@@ -372,7 +372,8 @@ def cascade_progress(exp, workdir: str, step: int, num_eval: int):
          'num_robust_eval_examples': int(exp.config.num_robust_eval_examples),
          'eval_batch_size': int(exp.config.data.eval_batch_size),
          'seed': int(exp.config.seed), 'data': str(exp.config.data.name),
-         'eval_split': str(exp.config.data.get('eval_split', '')),
+         # the same name from other files (e.g. an approximate copy) is other data
+         'data_source': [exp.ds.info.get(k) for k in ('source', 'approximate_copy')],
          'devices': jax.device_count()}
   digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
   return accuracy.CascadeProgress(
