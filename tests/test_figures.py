@@ -182,3 +182,23 @@ def test_every_relative_link_of_the_readme_and_docs_points_at_a_file():
           os.path.join(os.path.dirname(md), target)):
         broken.append(f'{os.path.relpath(md, REPO)}: {target}')
   assert not broken, broken
+
+
+def test_the_grid_runs_table_puts_seeds_side_by_side_and_marks_missing_ones(tmp_path):
+  from tradeoff.figures import common  # pylint: disable=g-import-not-at-top
+  from tradeoff.figures import docs  # pylint: disable=g-import-not-at-top
+  pgd = {'name': 'pgd20', 'num_steps': 20, 'restarts': 2, 'norm': 'linf'}
+
+  def run(beta, seed, clean, robust, status='finished'):
+    return {'status': status, 'point': {'loss.beta': beta, 'seed': seed}, 'eval_attack': pgd,
+            'clean_accuracy': clean, 'robust_accuracy': robust}
+
+  path = common.write_json(str(tmp_path / 's.json'), {'runs': [
+      run(6.0, 1, 0.9, 0.8), run(6.0, 0, 0.99, 0.02), run(0.5, 0, 0.95, 0.5),
+      run(0.5, 1, 0.1, 0.1, status='partial')]})
+  assert docs.grid_runs(path).splitlines() == [
+      '| loss.beta (robust: PGD-20 × 2 restarts) | seed 0: standard / robust '
+      '| seed 1: standard / robust |',
+      '|---|---|---|',
+      '| 0.5 | 95.0 % / 50.0 % | – |',
+      '| 6 | 99.0 % / 2.0 % | 90.0 % / 80.0 % |']

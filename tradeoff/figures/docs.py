@@ -146,6 +146,30 @@ def eps_sweep(path: str, digits: str = '2') -> str:
                                   [robust(e, by_eps[e]) for e in epss]])
 
 
+@generator('grid_runs')
+def grid_runs(path: str, digits: str = '1') -> str:
+  """Every finished run of a sweep: one row per grid point (seeds side by side),
+  its standard and robust accuracy."""
+  res = common.read_json(path)
+  runs = _finished(res)
+  if not runs:
+    raise ValueError(f'{path}: no finished run.')
+  keys = [k for k in runs[0]['point'] if k != 'seed']
+  seeds = sorted({r['point'].get('seed', 0) for r in runs})
+  cells = {}
+  for r in runs:
+    row = tuple(r['point'][k] for k in keys)
+    cells.setdefault(row, {})[r['point'].get('seed', 0)] = (
+        f"{tables.pct(r['clean_accuracy'], int(digits))} / "
+        f"{tables.pct(r['robust_accuracy'], int(digits))}")
+  attack = common.attack_label(runs[0]['eval_attack'])
+  header = ([f'{keys[0]} (robust: {attack})'] + keys[1:]
+            + [f'seed {s}: standard / robust' for s in seeds])
+  body = [[f'{v:g}' if isinstance(v, float) else str(v) for v in row]
+          + [cells[row].get(s, '–') for s in seeds] for row in sorted(cells)]
+  return tables.markdown(header, body)
+
+
 @generator('attack_cost')
 def attack_cost(path: str) -> str:
   """`python -m tradeoff.bench --mode=attacks`: AutoAttack's cost against PGD-100 × 5."""
