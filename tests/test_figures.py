@@ -172,6 +172,45 @@ def test_the_reevaluated_sweep_table_pairs_each_cell_before_and_after_and_never_
     docs.reevaluated_sweep(path)
 
 
+def test_the_reevaluated_runs_table_gives_each_run_before_and_after_and_refuses_a_partial_file(
+    tmp_path):
+  from tradeoff.figures import common  # pylint: disable=g-import-not-at-top
+  from tradeoff.figures import docs  # pylint: disable=g-import-not-at-top
+  pgd = {'name': 'pgd20', 'num_steps': 20, 'restarts': 2, 'norm': 'linf', 'eps': 0.3}
+  aa = {'name': 'autoattack_fast', 'norm': 'linf', 'eps': 0.3,
+        'stages': [{'name': 'apgd_ce', 'num_steps': 100}, {'name': 'apgd_t9', 'num_steps': 100}]}
+
+  def run(name, point, clean, before, after=None, eval_eps=0.3, status='finished'):
+    r = {'name': name, 'status': status, 'point': point, 'clean_accuracy': clean,
+         'eval_attack': dict(pgd, eps=eval_eps), 'robust_accuracy': before}
+    if after is not None:
+      r.update(eval_attack=aa, robust_accuracy=after,
+               previous_evaluation={'robust_accuracy': before, 'eval_attack': pgd})
+    return r
+
+  runs = [run('a', {'loss.name': 'pgd_at', 'attack.eps': 0.3}, 0.96, 0.647, 0.6),
+          run('b', {'loss.name': 'trades', 'loss.beta': 6.0}, 0.94, 0.408, 0.415),
+          run('c', {'eps': 0.0, 'data.train_size': 1000}, 0.95, 0.95, eval_eps=0.0),
+          run('d', {'eps': 0.3, 'data.labelled_size': 1000, 'data.pseudo_label_from': 'runs/x'},
+              0.9, 0.6, 0.5),
+          run('e', {'eps': 0.3}, 0.5, 0.1, status='partial')]
+  path = common.write_json(str(tmp_path / 's.json'), {'runs': runs})
+  assert docs.reevaluated_runs(path).splitlines() == [
+      '| run | standard | robust: PGD-20 × 2 restarts | '
+      'robust: AutoAttack fast (APGD-CE-100, APGD-T9-100) | change |',
+      '|---|---|---|---|---|',
+      '| loss.name = pgd_at, attack.eps = 0.3 | 96.0 % | 64.7 % | 60.0 % | -4.7 |',
+      '| loss.name = trades, loss.beta = 6 | 94.0 % | 40.8 % | 41.5 % | +0.7 |',
+      '| eps = 0, data.train_size = 1000 | 95.0 % | – | – | – |',
+      '| eps = 0.3, data.labelled_size = 1000 | 90.0 % | 60.0 % | 50.0 % | -10.0 |']
+  common.write_json(path, {'runs': runs[:1] + [run('f', {'eps': 0.1}, 0.9, 0.5)]})
+  with pytest.raises(ValueError, match=r"not re-evaluated yet: \['f'\]"):
+    docs.reevaluated_runs(path)
+  common.write_json(path, {'runs': [run('f', {'eps': 0.1}, 0.9, 0.5)]})
+  with pytest.raises(ValueError, match='no run has been re-evaluated'):
+    docs.reevaluated_runs(path)
+
+
 def test_every_relative_link_of_the_readme_and_docs_points_at_a_file():
   import glob  # pylint: disable=g-import-not-at-top
   import re  # pylint: disable=g-import-not-at-top

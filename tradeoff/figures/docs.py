@@ -170,6 +170,40 @@ def grid_runs(path: str, digits: str = '1') -> str:
   return tables.markdown(header, body)
 
 
+@generator('reevaluated_runs')
+def reevaluated_runs(path: str, digits: str = '1') -> str:
+  """Every finished run of a re-evaluated sweep, one row each in the file's order:
+  its grid point, standard accuracy, robust accuracy under its own attack and
+  under the re-evaluation's, and the change in points. A run with no robust
+  number of its own (evaluated at ε = 0) has '–' for all three."""
+  res = common.read_json(path)
+  runs = _finished(res)
+  done = [r for r in runs if 'previous_evaluation' in r]
+  if not done:
+    raise ValueError(f'{path}: no run has been re-evaluated (no previous_evaluation).')
+  unfinished = [r['name'] for r in runs
+                if float(r['eval_attack']['eps']) > 0 and 'previous_evaluation' not in r]
+  if unfinished:
+    raise ValueError(f'{path}: runs not re-evaluated yet: {unfinished}; finish '
+                     '`python -m tradeoff.figures reevaluate` first.')
+  before = ' / '.join(sorted({common.attack_label(r['previous_evaluation']['eval_attack'])
+                              for r in done}))
+  after = ' / '.join(sorted({common.attack_label(r['eval_attack']) for r in done}))
+  d = int(digits)
+  body = []
+  for r in runs:
+    point = ', '.join(f'{k} = {v:g}' if isinstance(v, float) else f'{k} = {v}'
+                      for k, v in r['point'].items() if not str(k).endswith('_from'))
+    if 'previous_evaluation' in r:
+      b, a = r['previous_evaluation']['robust_accuracy'], r['robust_accuracy']
+      cells = [tables.pct(b, d), tables.pct(a, d), f'{100 * (a - b):+.{d}f}']
+    else:
+      cells = ['–'] * 3
+    body.append([point, tables.pct(r['clean_accuracy'], d), *cells])
+  return tables.markdown(['run', 'standard', f'robust: {before}', f'robust: {after}', 'change'],
+                         body)
+
+
 @generator('attack_cost')
 def attack_cost(path: str) -> str:
   """`python -m tradeoff.bench --mode=attacks`: AutoAttack's cost against PGD-100 × 5."""
