@@ -205,14 +205,18 @@ def rst_sweep(name: str, base: str, eps: float, labelled=(1000, 10000),
   each number n of labelled examples, standard and adversarial training on the n,
   then adversarial training on all training images, n of them labelled and the
   rest labelled by that standard model (the teacher, a run of this sweep, trained
-  first in grid order). 1200 steps each, as in the size sweeps."""
+  first in grid order). 1200 steps each, as in the size sweeps. Every run is
+  evaluated at `eps` (the standard ones train at attack.eps = 0), so each method
+  has a robust accuracy under the same attack."""
   s = ml_collections.ConfigDict()
   s.name = name
   s.base = base
   s.overrides = reduced_mnist_overrides()
-  s.grid = [(('eps', (0.0, eps)), ('data.train_size', tuple(labelled)), ('seed', (0,)))]
+  s.grid = [(('eps', (eps,)), ('attack.eps', (0.0,)), ('data.train_size', tuple(labelled)),
+             ('seed', (0,))),
+            (('eps', (eps,)), ('data.train_size', tuple(labelled)), ('seed', (0,)))]
   teachers = {r.point['data.train_size']: r.workdir for r in expand(s, root)
-              if r.point['eps'] == 0.0}
+              if r.point.get('attack.eps') == 0.0}
   for n in labelled:
     teacher = teachers[n]
     s.grid.append((('eps', (eps,)), ('data.labelled_size', (n,)),

@@ -150,7 +150,7 @@ def test_robust_self_training_relabels_all_but_the_teachers_examples(tmp_path):
   from tradeoff import models  # pylint: disable=g-import-not-at-top
   from tradeoff import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   teacher_cfg = tiny_configs.tiny_config()
-  teacher_cfg.eps, teacher_cfg.data.train_size = 0.0, 20
+  teacher_cfg.attack.eps, teacher_cfg.data.train_size = 0.0, 20   # evaluated at the config's ε
   teacher_wd = str(tmp_path / 'teacher')
   teacher_results = train.train_and_evaluate(teacher_cfg, teacher_wd)
 
@@ -185,6 +185,12 @@ def test_robust_self_training_relabels_all_but_the_teachers_examples(tmp_path):
   assert row['adversarial clean gap to standard'] == pytest.approx(
       row['adversarial']['clean_accuracy'] - teacher_results['clean_accuracy'])
   assert os.path.basename(paths[0]) == 'compare_tiny_sweep.json'
+  assert row['standard']['eval_attack']['eps'] == results['eval_attack']['eps'] > 0
+  # A standard run evaluated at ε = 0 has no robust accuracy to compare: refused.
+  mixed = common.read_json(path)
+  mixed['runs'][0]['eval_attack'] = dict(mixed['runs'][0]['eval_attack'], eps=0.0)
+  with pytest.raises(ValueError, match=r"different attacks .*\['std'\].*needs one"):
+    rst.rst_experiment(common.write_json(str(tmp_path / 'mixed.json'), mixed))
 
   wrong = tiny_configs.tiny_config()
   wrong.data.labelled_size, wrong.data.pseudo_label_from = 30, teacher_wd

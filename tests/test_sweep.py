@@ -144,3 +144,23 @@ def test_bad_sweep_name_and_missing_fields_are_rejected(tmp_path):
   '''))
   with pytest.raises(ValueError, match="lacks 'base'"):
     grids.load_sweep(str(path))
+
+
+@pytest.mark.parametrize('name, eps', [('rst_mnist', 0.3), ('rst_fashion_mnist', 0.1)])
+def test_robust_self_training_sweeps_evaluate_every_run_at_their_eps(name, eps, monkeypatch):
+  from tradeoff import configlib  # pylint: disable=g-import-not-at-top
+  monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  s = grids.load_sweep(f'configs/sweeps/{name}.py')
+  runs = grids.expand(s, 'runs/sweeps')
+  methods = {}
+  for run in runs:
+    c = configlib.resolve(grids.run_config(s, run))
+    assert (c.eval_attack.norm, c.eval_attack.eps) == ('linf', pytest.approx(eps)), run.name
+    teacher = c.data.pseudo_label_from
+    method = 'rst' if teacher else ('adversarial' if c.attack.eps > 0 else 'standard')
+    n = c.data.labelled_size or c.data.train_size
+    methods[(method, n)] = run.workdir
+    if teacher:   # the standard run on the same labelled examples, listed before it
+      assert teacher == methods[('standard', n)]
+  assert sorted(methods) == [(m, n) for m in ('adversarial', 'rst', 'standard')
+                             for n in (1000, 10000)]

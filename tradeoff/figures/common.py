@@ -1,6 +1,7 @@
 """Result files and plotting shared by the figure commands."""
 from __future__ import annotations
 
+import collections
 import json
 import os
 import time
@@ -10,6 +11,7 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 
+from tradeoff import errors  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 from tradeoff import provenance  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 
 
@@ -75,6 +77,25 @@ def fmt_eps(eps: float) -> str:
 
 _CASCADES = {'autoattack': 'AutoAttack standard', 'autoattack_fast': 'AutoAttack fast',
              'pgd_shift': 'worst of'}
+
+
+def eval_attack_key(run: dict) -> tuple:
+  """What makes two runs' robust accuracies comparable: attack, norm, ε, images."""
+  a = run['eval_attack']
+  return (a['name'], a['norm'], round(float(a['eps']), 9), run.get('num_robust_examples'))
+
+
+def check_one_eval_attack(runs: list[dict], what: str) -> None:
+  """Raises unless every run was evaluated under the same attack (eval_attack_key)."""
+  by_key = collections.defaultdict(list)
+  for r in runs:
+    by_key[eval_attack_key(r)].append(r['name'])
+  if len(by_key) > 1:
+    raise errors.UserError(
+        f'The runs were evaluated under different attacks (attack, norm, ε, images): '
+        + '; '.join(f'{k}: {v}' for k, v in sorted(by_key.items(), key=str))
+        + f'. {what} needs one: train them at one evaluation ε and re-evaluate them '
+        f'(python -m tradeoff.figures reevaluate).')
 
 
 def attack_label(atk: dict) -> str:

@@ -65,11 +65,6 @@ def compare(front_a, front_b, num: int = 21) -> dict:
           'at_robust_accuracy': float(levels[i])}
 
 
-def _attack_key(run: dict) -> tuple:
-  a = run['eval_attack']
-  return (a['name'], a['norm'], round(float(a['eps']), 9), run.get('num_robust_examples'))
-
-
 def frontier_experiment(results: list[str]) -> dict:
   t0 = time.time()
   runs = []
@@ -77,11 +72,7 @@ def frontier_experiment(results: list[str]) -> dict:
     runs += [r for r in common.read_json(path)['runs'] if r.get('status') == 'finished']
   if not runs:
     raise errors.UserError(f'{", ".join(results)}: no finished runs; run the sweep first.')
-  keys = {_attack_key(r) for r in runs}
-  if len(keys) > 1:
-    raise errors.UserError(f'The runs were evaluated under different attacks {sorted(keys)}; '
-                           f'a frontier needs one (re-evaluate them: tradeoff.figures '
-                           f'reevaluate).')
+  common.check_one_eval_attack(runs, 'a frontier')
   points = collections.defaultdict(list)
   for r in runs:
     method = r['config']['loss']['name']

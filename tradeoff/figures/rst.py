@@ -38,6 +38,7 @@ def rst_experiment(results: str) -> dict:
   runs = [r for r in collected['runs'] if r.get('status') == 'finished']
   if not runs:
     raise errors.UserError(f'{results}: no finished runs; run the sweep first.')
+  common.check_one_eval_attack(runs, 'Comparing standard, adversarial and self-training')
   table = collections.defaultdict(dict)
   for r in runs:
     method, n = _method_and_n(r)
