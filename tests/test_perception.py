@@ -400,3 +400,15 @@ def test_a_killed_reference_run_keeps_the_rows_it_finished(smoke_models, monkeyp
   assert calls == [dirs['robust_linf']]      # the standard model is not evaluated again
   rows = json.load(open(os.path.join(root, 'ref_killed', 'reference_mnist.json')))['rows']
   assert rows[0] == kept[0] and [r['role'] for r in rows] == ['standard', 'robust_linf']
+  # A row of a model the spec does not name (here: an ℓ2 row from an earlier
+  # file) stays in the file; nothing is evaluated again.
+  path = os.path.join(root, 'ref_killed', 'reference_mnist.json')
+  record = json.load(open(path))
+  record['rows'].append(dict(rows[1], role='robust_l2', threat_norm='l2'))
+  json.dump(record, open(path, 'w'))
+  calls.clear()
+  reference.run(spec, ['mnist'], str(root / 'ref_killed'), plot_only=False)
+  assert calls == []
+  again = json.load(open(path))['rows']
+  assert [(r['role'], r['threat_norm']) for r in again] == [
+      ('standard', 'linf'), ('robust_linf', 'linf'), ('robust_l2', 'l2')]

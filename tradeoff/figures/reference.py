@@ -139,7 +139,9 @@ def reference_experiment(spec, dataset: str, previous: dict | None = None,
   """Evaluates the spec's models of `dataset`; rows of `previous` (an earlier
   result file) that evaluated the same trained model under the same attack
   are kept instead of computed again, as are its rows of models whose workdir
-  is not on this machine (checkpoints are not committed).
+  is not on this machine (checkpoints are not committed). Rows of `previous`
+  that the spec does not name (e.g. `--spec.cifar10.robust_l2=` evaluates the
+  ℓ∞ rows only) stay in the record as they were.
 
   `save(record)`, if given, is called with the record so far (the finished
   rows, then the earlier file's rows not reached yet) after each row's PGD
@@ -155,11 +157,13 @@ def reference_experiment(spec, dataset: str, previous: dict | None = None,
              for r in (previous or {}).get('rows', [])]
   rows = []
 
+  def with_earlier(current: list[dict]) -> list[dict]:
+    done = {(r['role'], r['threat_norm']) for r in current}
+    return current + [r for r in earlier if (r['role'], r['threat_norm']) not in done]
+
   def save_so_far(current: list[dict]) -> None:
     if save:
-      done = {(r['role'], r['threat_norm']) for r in current}
-      save(_record(spec, dataset, current + [r for r in earlier
-                                             if (r['role'], r['threat_norm']) not in done], t0))
+      save(_record(spec, dataset, with_earlier(current), t0))
 
   for norm in ('linf', 'l2'):
     robust_wd = panel.get(f'robust_{norm}', '')
@@ -178,7 +182,7 @@ def reference_experiment(spec, dataset: str, previous: dict | None = None,
       save_so_far(rows)
   if not rows:
     raise ValueError(f'{dataset}: the spec names no robust model (robust_linf / robust_l2).')
-  return _record(spec, dataset, rows, t0)
+  return _record(spec, dataset, with_earlier(rows), t0)
 
 
 def _record(spec, dataset: str, rows: list[dict], t0: float) -> dict:
