@@ -361,13 +361,30 @@ def restore_for_evaluation(config: ml_collections.ConfigDict, workdir: str,
                   exp.ds.x_test[:num_examples], exp.ds.y_test[:num_examples])
 
 
-def cascade_progress(exp, workdir: str, step: int, num_eval: int):
+def variables_digest(*trees) -> str:
+  """A digest of the arrays of `trees` (their paths, dtypes, shapes and bytes):
+  equal for bit-identical parameters, different for a model trained again to
+  the same step with other numbers."""
+  h = hashlib.sha1()
+  for tree in trees:
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+      a = np.ascontiguousarray(jax.device_get(leaf))
+      h.update(f'{jax.tree_util.keystr(path)}:{a.dtype}:{a.shape}'.encode())
+      h.update(a.tobytes())
+  return h.hexdigest()[:16]
+
+
+def cascade_progress(exp, workdir: str, step: int, num_eval: int, variables_sha: str):
   """Where a cascade (AutoAttack) evaluation of `workdir`'s checkpoint `step`
-  saves its progress, so that a killed one resumes (None for other attacks):
-  `<workdir>/evaluations/progress/<hash of what is evaluated>.json`."""
+  (whose parameters and model state have digest `variables_sha`) saves its
+  progress, so that a killed one resumes (None for other attacks):
+  `<workdir>/evaluations/progress/<hash of what is evaluated>.json`. A model
+  trained again into the same workdir starts a fresh evaluation unless its
+  variables are bit-identical."""
   if not isinstance(exp.eval_attack, attacks.Cascade):
     return None
   key = {'eval_attack': exp.eval_attack.describe(), 'checkpoint_step': step,
+         'variables_sha': variables_sha,
          'num_eval_examples': num_eval,
          'num_robust_eval_examples': int(exp.config.num_robust_eval_examples),
          'eval_batch_size': int(exp.config.data.eval_batch_size),
@@ -393,7 +410,8 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
       exp.eval_module, exp.eval_attack, parallel.replicate(state.params, num_devices),
       parallel.replicate(state.model_state, num_devices), x_eval, y_eval,
       exp.config.data.eval_batch_size, rng, exp.config.num_robust_eval_examples,
-      progress=cascade_progress(exp, workdir, int(state.step), len(y_eval)))
+      progress=cascade_progress(exp, workdir, int(state.step), len(y_eval),
+                                variables_digest(state.params, state.model_state)))
   return {'workdir': os.path.abspath(workdir), 'checkpoint_step': int(state.step),
           'config': workdir_lib.as_json(config),
           'commit': commit, 'device': provenance.device_description(),
