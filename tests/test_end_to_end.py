@@ -154,6 +154,7 @@ def test_killed_run_resumes_to_the_same_parameters(mnist_dir, repo_root, tmp_pat
   results = json.load(open(os.path.join(killed, 'results.json')))
   assert results['resumed_from_step'] == killed_at
   assert results['robust_accuracy'] == clean_results['robust_accuracy']
+  assert results['variables_sha'] == clean_results['variables_sha']
 
 
 @pytest.mark.slow
@@ -210,6 +211,8 @@ def test_autoattack_evaluation_records_each_stage(mnist_dir, repo_root, tmp_path
   config.eval_attack.name = 'apgd_ce'
   alone = experiment.evaluate_checkpoint(config, str(tmp_path))
   assert alone['eval_attack']['name'] == 'apgd_ce' and alone['checkpoint_step'] == 4
+  # the checkpoint restored is the model training ended with, bit for bit
+  assert alone['variables_sha'] == results['variables_sha']
   assert 0 <= alone['robust_accuracy'] <= alone['robust_subset_clean_accuracy']
   config.attack.name = 'apgd_ce'
   with pytest.raises(ValueError, match="attack.name='apgd_ce': training runs PGD"):

@@ -334,6 +334,11 @@ def test_reference_table_adds_autoattack_beside_pgd_and_reuses_a_bench_record(sm
   res = json.load(open(os.path.join(root, 'ref_aa', 'reference_mnist.json')))
   std, rob = res['rows']
   assert rob['autoattack']['robust_accuracy'] == aa['robust_accuracy']
+  # each row names the exact model it evaluated: the digest of its trained variables
+  for r, role in ((std, 'standard'), (rob, 'robust_linf')):
+    trained = json.load(open(os.path.join(dirs[role], 'results.json')))['variables_sha']
+    assert r['variables_sha'] == trained
+  assert std['autoattack']['variables_sha'] == std['variables_sha']
   for r in (std, rob):
     assert r['autoattack']['spec']['settings'] == settings.to_dict()
     assert r['autoattack']['num_robust_examples'] == 30

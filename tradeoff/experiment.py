@@ -406,13 +406,14 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
   x_eval, y_eval = eval_split(exp.config, exp.ds)
   num_devices = parallel.local_device_count()
   _, _, rng = rng_streams(exp.config.seed)  # as in training: same numbers
+  sha = variables_digest(state.params, state.model_state)
   result = accuracy.evaluate_clean_and_robust(
       exp.eval_module, exp.eval_attack, parallel.replicate(state.params, num_devices),
       parallel.replicate(state.model_state, num_devices), x_eval, y_eval,
       exp.config.data.eval_batch_size, rng, exp.config.num_robust_eval_examples,
-      progress=cascade_progress(exp, workdir, int(state.step), len(y_eval),
-                                variables_digest(state.params, state.model_state)))
+      progress=cascade_progress(exp, workdir, int(state.step), len(y_eval), sha))
   return {'workdir': os.path.abspath(workdir), 'checkpoint_step': int(state.step),
+          'variables_sha': sha,
           'config': workdir_lib.as_json(config),
           'commit': commit, 'device': provenance.device_description(),
           'host': provenance.host(), 'versions': provenance.versions(),

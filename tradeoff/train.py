@@ -331,6 +331,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
       'resumed_from_step': start_step,
       'train_steps': steps,
       'num_params': int(num_params),
+      # of the final parameters and model state: equal to that of an evaluation of
+      # the last checkpoint, so a result can be traced to the exact model
+      'variables_sha': experiment.variables_digest(
+          *jax.device_get(parallel.unreplicate((rstate.params, rstate.model_state)))),
       'data': ds.info,
       'train_attack': {**exp.train_attack.describe(), 'eps_warmup_steps': warmup_steps},
       'eval_attack': exp.eval_attack.describe(),

@@ -108,7 +108,8 @@ def _with_autoattack(row: dict, aa_spec) -> dict:
       'robust_subset_clean_accuracy': res.get('robust_subset_clean_accuracy'),
       'eval_attack': res['eval_attack'], 'eval_time_s': res['wall_time_s'],
       'checkpoint_step': res['checkpoint_step'], 'eval_commit': res['commit'],
-      'host': res['host'], **({'resumed': res['resumed']} if 'resumed' in res else {})})
+      'host': res['host'], **_variables_sha(res),
+      **({'resumed': res['resumed']} if 'resumed' in res else {})})
 
 
 def _recorded_autoattack(row: dict, want: dict, paths) -> dict | None:
@@ -229,7 +230,16 @@ def _pgd_row(spec, dataset, earlier, role, wd, norm, eps, commit) -> dict:
       'num_robust_examples': res.get('num_robust_examples', res['num_examples']),
       'eval_attack': res['eval_attack'], 'eval_time_s': res['wall_time_s'],
       'checkpoint_step': res['checkpoint_step'], 'train_commit': train_results['commit'],
-      'eval_commit': eval_commit}
+      'eval_commit': eval_commit, **_variables_sha(res, train_results)}
+
+
+def _variables_sha(*records) -> dict:
+  """{'variables_sha': digest of the evaluated model} from the first record that
+  has it (runs trained before it was recorded have none)."""
+  for rec in records:
+    if rec.get('variables_sha'):
+      return {'variables_sha': rec['variables_sha']}
+  return {}
 
 
 def run(spec, datasets: list[str], results_dir: str, plot_only: bool) -> list[str]:
