@@ -417,3 +417,52 @@ def test_a_killed_reference_run_keeps_the_rows_it_finished(smoke_models, monkeyp
   again = json.load(open(path))['rows']
   assert [(r['role'], r['threat_norm']) for r in again] == [
       ('standard', 'linf'), ('robust_linf', 'linf'), ('robust_l2', 'l2')]
+
+
+def test_an_unfinished_autoattack_evaluation_is_recorded_as_a_bound(smoke_models, monkeypatch):
+  from tradeoff import accuracy  # pylint: disable=g-import-not-at-top
+  from tradeoff import configlib  # pylint: disable=g-import-not-at-top
+  from tradeoff.figures import reference  # pylint: disable=g-import-not-at-top
+  root, dirs = smoke_models
+  settings = configlib.autoattack_config()
+  settings.apgd_steps, settings.fab_steps, settings.square_queries, settings.targets = 4, 4, 16, 2
+  spec = _spec(dirs)
+  spec.reference_autoattack = {'name': 'autoattack', 'num_examples': 30,
+                               'settings': settings.to_dict()}
+  out_dir = str(root / 'ref_unfinished')
+  path = os.path.join(out_dir, 'reference_mnist.json')
+  real_save = accuracy.CascadeProgress.save
+  def save_then_die(self, robust, by_stage, stage, part, *rest):
+    real_save(self, robust, by_stage, stage, part, *rest)
+    if (stage, part) == (1, 0):    # killed once APGD-CE has finished
+      raise KeyboardInterrupt
+  monkeypatch.setattr(accuracy.CascadeProgress, 'save', save_then_die)
+  with pytest.raises(KeyboardInterrupt):
+    reference.run(spec, ['mnist'], out_dir, plot_only=False)
+  monkeypatch.setattr(accuracy.CascadeProgress, 'save', real_save)
+
+  reference.run(spec, ['mnist'], out_dir, plot_only=False, record_unfinished_only=True)
+  std, = json.load(open(path))['rows']
+  u = std['autoattack_unfinished']
+  assert 'autoattack' not in std
+  assert [s['attack'] for s in u['finished_stages']] == ['apgd_ce']
+  assert u['stages'] == ['apgd_ce', 'apgd_t2', 'fab_t2', 'square']
+  assert (u['stopped_in_stage'], u['targets_done'], u['num_robust_examples']) == (1, 0, 30)
+  assert u['robust_accuracy_so_far'] == u['finished_stages'][0]['robust_accuracy']
+  assert u['variables_sha'] == std['variables_sha']
+  table = open(os.path.join(out_dir, 'reference_table.md')).read()
+  drop = 100 * (std['robust_accuracy'] - u['robust_accuracy_so_far'])
+  assert (f"≤ {u['robust_accuracy_so_far']:.2%} (1 of 4 stages) | ≥ {drop:.1f} |" in table
+          and 'stopped in apgd_t2' in table)
+
+  # The next run resumes the evaluation at APGD-T; the finished row is a plain
+  # AutoAttack row again, within the bound.
+  reference.run(spec, ['mnist'], out_dir, plot_only=False)
+  std = json.load(open(path))['rows'][0]
+  assert 'autoattack_unfinished' not in std
+  assert std['autoattack']['resumed']['stage'] == 2
+  assert std['autoattack']['robust_accuracy_by_stage'][0] == u['finished_stages'][0]
+  assert std['autoattack']['robust_accuracy'] <= u['robust_accuracy_so_far']
+  # Nothing unfinished is left to record.
+  reference.run(spec, ['mnist'], out_dir, plot_only=False, record_unfinished_only=True)
+  assert all('autoattack_unfinished' not in r for r in json.load(open(path))['rows'])

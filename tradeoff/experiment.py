@@ -397,6 +397,30 @@ def cascade_progress(exp, workdir: str, step: int, num_eval: int, variables_sha:
       os.path.join(workdir, 'evaluations', 'progress', f'{digest}.json'), key)
 
 
+def cascade_progress_of(config: ml_collections.ConfigDict, workdir: str):
+  """The progress of an unfinished cascade (AutoAttack) evaluation of `workdir`'s
+  newest checkpoint under `config`, as `evaluate_checkpoint` saved it: the saved
+  record (CascadeProgress.load: the robust mask, the finished stages, where it
+  stopped) with the cascade's stage names, the number of points it attacks,
+  the model's variables_sha and the progress file's path; None when there is no
+  such progress (not a cascade, never started, finished, or another model's)."""
+  exp, states = restore(config, workdir)
+  if not isinstance(exp.eval_attack, attacks.Cascade):
+    return None
+  state = states[max(states)]
+  _, y_eval = eval_split(exp.config, exp.ds)
+  sha = variables_digest(state.params, state.model_state)
+  progress = cascade_progress(exp, workdir, int(state.step), len(y_eval), sha)
+  n = int(exp.config.num_robust_eval_examples)
+  m = len(y_eval) if n <= 0 else min(n, len(y_eval))
+  saved = progress.load(m)
+  if saved is None:
+    return None
+  return {'saved': saved, 'stages': [st.describe()['name'] for st in exp.eval_attack.stages],
+          'eval_attack': exp.eval_attack.describe(), 'num_robust_examples': m,
+          'checkpoint_step': int(state.step), 'variables_sha': sha, 'path': progress.path}
+
+
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Restores the newest checkpoint of `workdir` and evaluates config.eval_attack."""
   t0 = time.time()

@@ -34,7 +34,8 @@ Commands:
   reference
            the accuracy table: the spec's standard and robust models re-evaluated
            under one strong attack (PGD-100 × 5 by default) at the robust model's
-           norm and ε (figures/results/reference_table.md).
+           norm and ε (figures/results/reference_table.md), and under AutoAttack;
+           --record_unfinished records where killed AutoAttack evaluations stand.
   sanity   evaluation sanity checks of one trained run (--workdir): robust accuracy
            over an ε grid under a white box (APGD-CE then APGD-T; --sanity_white_box)
            and Square, monotone, reaching 0, black box never ahead of white box
@@ -87,6 +88,9 @@ _WORKDIR = flags.DEFINE_string('workdir', None,
 _RESULTS_DIR = flags.DEFINE_string('results_dir', 'figures/results', 'Result JSON files.')
 _FIGURES_DIR = flags.DEFINE_string('figures_dir', 'figures', 'PNG output directory.')
 _PLOT_ONLY = flags.DEFINE_bool('plot_only', False, 'Only redraw from existing result files.')
+_RECORD_UNFINISHED = flags.DEFINE_bool(
+    'record_unfinished', False, 'reference: evaluate nothing; record in the result files where '
+    'each unfinished AutoAttack evaluation stands (from its progress file) and redraw the table.')
 _RESULTS = flags.DEFINE_string('results', None,
                                'Collected sweep results file(s), comma-separated for table.')
 _SPEC = config_flags.DEFINE_config_file(
@@ -140,7 +144,8 @@ def _perception(command):
 def _reference(workdir):
   del workdir
   from tradeoff.figures import reference  # pylint: disable=g-import-not-at-top
-  return reference.run(_SPEC.value, _DATASETS.value, _RESULTS_DIR.value, _PLOT_ONLY.value)
+  return reference.run(_SPEC.value, _DATASETS.value, _RESULTS_DIR.value, _PLOT_ONLY.value,
+                       record_unfinished_only=_RECORD_UNFINISHED.value)
 
 
 def _results(command: str, expected: str) -> str:

@@ -1,6 +1,7 @@
 r"""Standard vs robust models under one strong attack: the accuracy table.
 
     python -m tradeoff.figures reference [--datasets=mnist,fashion_mnist] [--plot_only]
+    python -m tradeoff.figures reference --record_unfinished   # after a killed run
 
 For every dataset of the spec (default configs/figures/reference_models.py:
 the models of Figures 2-4 from configs/figures/robust_models.py, with
@@ -28,7 +29,11 @@ and is absent ('–') for a row whose workdir is not here and whose earlier row
 has none.
 
 The result file is rewritten after every row, so a killed run keeps the rows it
-finished and the next run starts from them.
+finished and the next run starts from them. An AutoAttack evaluation keeps its
+own progress file; `--record_unfinished` writes where each unfinished one
+stands into the result file (`autoattack_unfinished`: the finished stages and
+the robust accuracy so far, an upper bound) without evaluating anything, and
+the table shows it as "≤ x % (k of 4 stages)".
 
 Writes figures/results/reference_<dataset>.json and the markdown table
 figures/results/reference_table.md (also printed) from every
@@ -86,8 +91,8 @@ def _with_autoattack(row: dict, aa_spec) -> dict:
   settings, else computed from the checkpoint (if it is here)."""
   if not aa_spec or not aa_spec.name:
     return row
-  want = {'name': str(aa_spec.name), 'num_examples': int(aa_spec.num_examples),
-          'settings': aa_spec.settings.to_dict()}
+  row = {k: v for k, v in row.items() if k != 'autoattack_unfinished'}
+  want = _autoattack_want(aa_spec)
   have = row.get('autoattack')
   if have and have['spec'] == want:
     return row
@@ -110,6 +115,58 @@ def _with_autoattack(row: dict, aa_spec) -> dict:
       'checkpoint_step': res['checkpoint_step'], 'eval_commit': res['commit'],
       'host': res['host'], **_variables_sha(res),
       **({'resumed': res['resumed']} if 'resumed' in res else {})})
+
+
+def _autoattack_want(aa_spec) -> dict:
+  return {'name': str(aa_spec.name), 'num_examples': int(aa_spec.num_examples),
+          'settings': aa_spec.settings.to_dict()}
+
+
+def unfinished_autoattack(row: dict, aa_spec) -> dict | None:
+  """Where the row's AutoAttack evaluation stopped, from its progress file
+  (None if the row has a finished one, or no progress of this model under these
+  settings is on this machine). The robust accuracy so far is an upper bound on
+  the finished evaluation's: a point an attack has broken stays broken."""
+  if not aa_spec or not aa_spec.name or row.get('autoattack'):
+    return None
+  wd = row['workdir']
+  if not os.path.exists(os.path.join(wd, 'results.json')):
+    return None
+  got = experiment.cascade_progress_of(
+      autoattack_config(wd, row['threat_norm'], row['threat_eps'], aa_spec), wd)
+  jax.clear_caches()
+  if got is None:
+    return None
+  saved = got['saved']
+  robust = [c == '1' for c in saved['robust']]
+  stage, part = int(saved['stage']), int(saved['part'])
+  return {'spec': _autoattack_want(aa_spec),
+          'robust_accuracy_so_far': sum(robust) / len(robust),
+          'finished_stages': saved['by_stage'], 'stages': got['stages'],
+          # the stage it stopped in (an index into `stages`) and, for a targeted
+          # stage, how many of its targets were done
+          'stopped_in_stage': stage, 'targets_done': part,
+          'unfinished_stage_time_s': saved['stage_time_s'],
+          'num_robust_examples': got['num_robust_examples'], 'eval_attack': got['eval_attack'],
+          'checkpoint_step': got['checkpoint_step'], 'variables_sha': got['variables_sha'],
+          'progress_file': os.path.relpath(got['path']),
+          'recorded_at': common.provenance_record(time.time())['commit']}
+
+
+def record_unfinished(spec, dataset: str, record: dict) -> dict:
+  """`record` (a reference_<dataset>.json) with `autoattack_unfinished` set, from
+  the progress files on this machine, on each row whose AutoAttack evaluation
+  has not finished (and removed where no progress is found)."""
+  rows = []
+  for r in record['rows']:
+    r = {k: v for k, v in r.items() if k != 'autoattack_unfinished'}
+    u = unfinished_autoattack(r, spec.get('reference_autoattack'))
+    if u:
+      logging.info('%s %s %s: AutoAttack unfinished, robust accuracy so far %.4f after %d of '
+                   '%d stages', dataset, r['role'], r['threat_norm'],
+                   u['robust_accuracy_so_far'], len(u['finished_stages']), len(u['stages']))
+    rows.append(dict(r, autoattack_unfinished=u) if u else r)
+  return dict(record, rows=rows)
 
 
 def _recorded_autoattack(row: dict, want: dict, paths) -> dict | None:
@@ -242,11 +299,20 @@ def _variables_sha(*records) -> dict:
   return {}
 
 
-def run(spec, datasets: list[str], results_dir: str, plot_only: bool) -> list[str]:
+def run(spec, datasets: list[str], results_dir: str, plot_only: bool,
+        record_unfinished_only: bool = False) -> list[str]:
+  """Evaluates (or with plot_only, only tabulates) the reference models of
+  `datasets`. With record_unfinished_only nothing is evaluated: the result
+  files' rows record where their unfinished AutoAttack evaluations stand
+  (`record_unfinished`), and the table shows those as bounds."""
   spec = specs.load_spec(spec, DEFAULT_SPEC)
   for dataset in datasets:
     path = os.path.join(results_dir, f'reference_{dataset}.json')
-    if not plot_only:
+    if record_unfinished_only:
+      if not os.path.exists(path):
+        raise FileNotFoundError(f'{path} does not exist; run without --record_unfinished first.')
+      common.write_json(path, record_unfinished(spec, dataset, common.read_json(path)))
+    elif not plot_only:
       previous = common.read_json(path) if os.path.exists(path) else None
       common.write_json(path, reference_experiment(
           spec, dataset, previous, save=lambda record, path=path: common.write_json(path, record)))

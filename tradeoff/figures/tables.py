@@ -31,20 +31,41 @@ def reference_table(results: list[dict]) -> str:
       copy = ' (approximate copy)' if (r.get('data') or {}).get('approximate_copy') else ''
       model = 'standard' if r['role'] == 'standard' else 'robust'
       aa = r.get('autoattack')
+      u = None if aa else r.get('autoattack_unfinished')
+      aa_cols = (['–'] * 3 if not aa and not u else _autoattack_cols(r['robust_accuracy'], aa, u))
       rows.append([
           f"{r['dataset']}{copy}", f"{r['threat_norm']} ε = {common.fmt_eps(r['threat_eps'])}",
           f"{model} ({common.fmt_eps(r['train_attack']['eps'])})", _params(r.get('num_params')),
           f"{r['clean_accuracy']:.2%}", f"{r['robust_accuracy']:.2%}",
           f"{common.attack_label(atk)}, step {atk['step_size']:.3g}, "
           f"first {r['num_robust_examples']} test images",
-          '–' if not aa else f"{aa['robust_accuracy']:.2%}",
-          '–' if not aa else f"{100 * (r['robust_accuracy'] - aa['robust_accuracy']):.1f}",
-          '–' if not aa else f"{common.attack_label(aa['eval_attack'])}, first "
-                             f"{aa['num_robust_examples']}",
-          f"{(r['train_time_s'] or 0) / 60:.1f} min", r['train_steps']])
+          *aa_cols, f"{(r['train_time_s'] or 0) / 60:.1f} min", r['train_steps']])
   return markdown(['dataset', 'threat', 'model (train ε)', 'parameters', 'clean acc.',
                    'robust acc. (PGD)', 'PGD attack', 'robust acc. (AutoAttack)',
                    'drop (points)', 'AutoAttack', 'train time', 'train steps'], rows)
+
+
+def _autoattack_cols(pgd_robust: float, aa: dict | None, unfinished: dict | None) -> list[str]:
+  """The table's AutoAttack columns (robust accuracy, drop, attack) of a finished
+  evaluation, or of an unfinished one as bounds: at most its robust accuracy so
+  far, a drop of at least that much."""
+  if aa:
+    return [f"{aa['robust_accuracy']:.2%}", f"{100 * (pgd_robust - aa['robust_accuracy']):.1f}",
+            f"{common.attack_label(aa['eval_attack'])}, first {aa['num_robust_examples']}"]
+  u = unfinished
+  done = len(u['finished_stages'])
+  return [f"≤ {u['robust_accuracy_so_far']:.2%} ({done} of {len(u['stages'])} stages)",
+          f"≥ {100 * (pgd_robust - u['robust_accuracy_so_far']):.1f}",
+          f"{common.attack_label(u['eval_attack'])}, first {u['num_robust_examples']}; "
+          f"unfinished, {_stopped(u)}"]
+
+
+def _stopped(u: dict) -> str:
+  i = u['stopped_in_stage']
+  if i >= len(u['stages']):
+    return 'all stages done'
+  targets = f" after {u['targets_done']} targets" if u['targets_done'] else ''
+  return f"stopped in {u['stages'][i]}{targets}"
 
 
 def attack_cost_table(res: dict) -> str:
@@ -67,14 +88,21 @@ def autoattack_stages_table(results: list[dict]) -> str:
   for res in results:
     for r in res['rows']:
       aa = r.get('autoattack')
-      if not aa:
+      u = None if aa else r.get('autoattack_unfinished')
+      if not aa and not u:
         continue
       model = 'standard' if r['role'] == 'standard' else 'robust'
-      stages = ' → '.join(f"{s['attack']} {pct(s['robust_accuracy'])}"
-                          for s in aa['robust_accuracy_by_stage'])
+      done = aa['robust_accuracy_by_stage'] if aa else u['finished_stages']
+      stages = ' → '.join(f"{s['attack']} {pct(s['robust_accuracy'])}" for s in done)
+      if aa:
+        drop = f"{100 * (r['robust_accuracy'] - aa['robust_accuracy']):.1f}"
+        minutes = aa['eval_time_s'] / 60
+      else:
+        stages = f"{stages} → … ({_stopped(u)}; {pct(u['robust_accuracy_so_far'])} so far)"
+        drop = f"≥ {100 * (r['robust_accuracy'] - u['robust_accuracy_so_far']):.1f}"
+        minutes = (sum(s['wall_time_s'] for s in done) + u['unfinished_stage_time_s']) / 60
       rows.append([r['dataset'], f"{r['threat_norm']} ε = {common.fmt_eps(r['threat_eps'])}",
-                   model, pct(r['robust_accuracy']), stages,
-                   f"{100 * (r['robust_accuracy'] - aa['robust_accuracy']):.1f}",
-                   f"{aa['eval_time_s'] / 60:.1f} min"])
+                   model, pct(r['robust_accuracy']), stages, drop,
+                   f"{minutes:.1f} min" + ('' if aa else ' so far')])
   return markdown(['dataset', 'threat', 'model', 'PGD', 'AutoAttack, after each stage',
                    'drop (points)', 'AutoAttack time'], rows)
