@@ -241,3 +241,15 @@ def test_the_grid_runs_table_puts_seeds_side_by_side_and_marks_missing_ones(tmp_
       '|---|---|---|',
       '| 0.5 | 95.0 % / 50.0 % | – |',
       '| 6 | 99.0 % / 2.0 % | 90.0 % / 80.0 % |']
+
+
+def test_the_accuracy_table_lists_each_threat_standard_model_first_whatever_the_file_order():
+  import json  # pylint: disable=g-import-not-at-top
+  from tradeoff.figures import tables  # pylint: disable=g-import-not-at-top
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  record = json.load(open(os.path.join(repo, 'figures', 'results', 'reference_mnist.json')))
+  assert [(r['threat_norm'], r['role']) for r in record['rows']] == [
+      ('linf', 'standard'), ('linf', 'robust_linf'), ('l2', 'standard'), ('l2', 'robust_l2')]
+  shuffled = dict(record, rows=[record['rows'][i] for i in (3, 1, 2, 0)])
+  for table in (tables.reference_table, tables.autoattack_stages_table):
+    assert table([shuffled]) == table([record])

@@ -22,11 +22,19 @@ def _params(n) -> str:
   return '?' if not n else f'{n / 1e6:.2f} M' if n >= 1e6 else f'{n / 1e3:.0f} k'
 
 
+def _threat_order(rows: list[dict]) -> list[dict]:
+  """A dataset's rows by threat (ℓ∞, then ℓ2), the standard model first: the
+  order of the table whatever order the evaluations were run in."""
+  norms = ('linf', 'l2')
+  return sorted(rows, key=lambda r: (norms.index(r['threat_norm']) if r['threat_norm'] in norms
+                                     else len(norms), r['role'] != 'standard'))
+
+
 def reference_table(results: list[dict]) -> str:
   """The accuracy table from reference_<dataset>.json records (tradeoff.figures reference)."""
   rows = []
   for res in results:
-    for r in res['rows']:
+    for r in _threat_order(res['rows']):
       atk = r['eval_attack']
       copy = ' (approximate copy)' if (r.get('data') or {}).get('approximate_copy') else ''
       model = 'standard' if r['role'] == 'standard' else 'robust'
@@ -86,7 +94,7 @@ def autoattack_stages_table(results: list[dict]) -> str:
   """The accuracy table's AutoAttack evaluations stage by stage, beside PGD."""
   rows = []
   for res in results:
-    for r in res['rows']:
+    for r in _threat_order(res['rows']):
       aa = r.get('autoattack')
       u = None if aa else r.get('autoattack_unfinished')
       if not aa and not u:
