@@ -224,6 +224,11 @@ class CascadeProgress:
         pass
 
 
+def num_attacked(num_robust: int, num_examples: int) -> int:
+  """How many of the first examples a cascade attacks: num_robust (all for <= 0)."""
+  return num_examples if num_robust <= 0 else min(num_robust, num_examples)
+
+
 def _evaluate_cascade(module, cascade, params, model_state, x, y, batch_size, rng,
                       num_robust, clean_step=None, progress: CascadeProgress | None = None
                       ) -> dict:
@@ -233,7 +238,7 @@ def _evaluate_cascade(module, cascade, params, model_state, x, y, batch_size, rn
   evaluation is saved after every part and resumed from there."""
   clean_step = clean_step or make_eval_step(module, attacks.Attack())
   clean = evaluate(clean_step, params, model_state, x, y, batch_size, rng)
-  m = len(y) if num_robust <= 0 else min(num_robust, len(y))
+  m = num_attacked(num_robust, len(y))
   xs, ys = x[:m], y[:m]
   robust = robust_mask(make_robust_step(module, attacks.Attack()), params, model_state, xs, ys,
                        batch_size, rng)

@@ -397,6 +397,17 @@ def cascade_progress(exp, workdir: str, step: int, num_eval: int, variables_sha:
       os.path.join(workdir, 'evaluations', 'progress', f'{digest}.json'), key)
 
 
+def _newest_checkpoint_for_evaluation(config: ml_collections.ConfigDict, workdir: str):
+  """`workdir`'s newest checkpoint restored under `config`: (exp, state, x_eval,
+  y_eval, digest of its variables, its cascade progress file or None)."""
+  exp, states = restore(config, workdir)
+  state = states[max(states)]
+  x_eval, y_eval = eval_split(exp.config, exp.ds)
+  sha = variables_digest(state.params, state.model_state)
+  progress = cascade_progress(exp, workdir, int(state.step), len(y_eval), sha)
+  return exp, state, x_eval, y_eval, sha, progress
+
+
 def cascade_progress_of(config: ml_collections.ConfigDict, workdir: str):
   """The progress of an unfinished cascade (AutoAttack) evaluation of `workdir`'s
   newest checkpoint under `config`, as `evaluate_checkpoint` saved it: the saved
@@ -404,15 +415,10 @@ def cascade_progress_of(config: ml_collections.ConfigDict, workdir: str):
   stopped) with the cascade's stage names, the number of points it attacks,
   the model's variables_sha and the progress file's path; None when there is no
   such progress (not a cascade, never started, finished, or another model's)."""
-  exp, states = restore(config, workdir)
-  if not isinstance(exp.eval_attack, attacks.Cascade):
+  exp, state, _, y_eval, sha, progress = _newest_checkpoint_for_evaluation(config, workdir)
+  if progress is None:
     return None
-  state = states[max(states)]
-  _, y_eval = eval_split(exp.config, exp.ds)
-  sha = variables_digest(state.params, state.model_state)
-  progress = cascade_progress(exp, workdir, int(state.step), len(y_eval), sha)
-  n = int(exp.config.num_robust_eval_examples)
-  m = len(y_eval) if n <= 0 else min(n, len(y_eval))
+  m = accuracy.num_attacked(int(exp.config.num_robust_eval_examples), len(y_eval))
   saved = progress.load(m)
   if saved is None:
     return None
@@ -425,17 +431,14 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
   """Restores the newest checkpoint of `workdir` and evaluates config.eval_attack."""
   t0 = time.time()
   commit = provenance.git_commit()  # the code this process runs; the tree may change meanwhile
-  exp, states = restore(config, workdir)
-  state = states[max(states)]
-  x_eval, y_eval = eval_split(exp.config, exp.ds)
+  exp, state, x_eval, y_eval, sha, progress = _newest_checkpoint_for_evaluation(config, workdir)
   num_devices = parallel.local_device_count()
   _, _, rng = rng_streams(exp.config.seed)  # as in training: same numbers
-  sha = variables_digest(state.params, state.model_state)
   result = accuracy.evaluate_clean_and_robust(
       exp.eval_module, exp.eval_attack, parallel.replicate(state.params, num_devices),
       parallel.replicate(state.model_state, num_devices), x_eval, y_eval,
       exp.config.data.eval_batch_size, rng, exp.config.num_robust_eval_examples,
-      progress=cascade_progress(exp, workdir, int(state.step), len(y_eval), sha))
+      progress=progress)
   return {'workdir': os.path.abspath(workdir), 'checkpoint_step': int(state.step),
           'variables_sha': sha,
           'config': workdir_lib.as_json(config),

@@ -138,14 +138,13 @@ def unfinished_autoattack(row: dict, aa_spec) -> dict | None:
   if got is None:
     return None
   saved = got['saved']
-  robust = [c == '1' for c in saved['robust']]
-  stage, part = int(saved['stage']), int(saved['part'])
   return {'spec': _autoattack_want(aa_spec),
-          'robust_accuracy_so_far': sum(robust) / len(robust),
+          # the saved robust mask is a string of '1' (still robust) and '0'
+          'robust_accuracy_so_far': saved['robust'].count('1') / len(saved['robust']),
           'finished_stages': saved['by_stage'], 'stages': got['stages'],
           # the stage it stopped in (an index into `stages`) and, for a targeted
           # stage, how many of its targets were done
-          'stopped_in_stage': stage, 'targets_done': part,
+          'stopped_in_stage': int(saved['stage']), 'targets_done': int(saved['part']),
           'unfinished_stage_time_s': saved['stage_time_s'],
           'num_robust_examples': got['num_robust_examples'], 'eval_attack': got['eval_attack'],
           'checkpoint_step': got['checkpoint_step'], 'variables_sha': got['variables_sha'],

@@ -39,8 +39,7 @@ def reference_table(results: list[dict]) -> str:
       copy = ' (approximate copy)' if (r.get('data') or {}).get('approximate_copy') else ''
       model = 'standard' if r['role'] == 'standard' else 'robust'
       aa = r.get('autoattack')
-      u = None if aa else r.get('autoattack_unfinished')
-      aa_cols = (['–'] * 3 if not aa and not u else _autoattack_cols(r['robust_accuracy'], aa, u))
+      aa_cols = _autoattack_cols(r['robust_accuracy'], aa, r.get('autoattack_unfinished'))
       rows.append([
           f"{r['dataset']}{copy}", f"{r['threat_norm']} ε = {common.fmt_eps(r['threat_eps'])}",
           f"{model} ({common.fmt_eps(r['train_attack']['eps'])})", _params(r.get('num_params')),
@@ -56,10 +55,12 @@ def reference_table(results: list[dict]) -> str:
 def _autoattack_cols(pgd_robust: float, aa: dict | None, unfinished: dict | None) -> list[str]:
   """The table's AutoAttack columns (robust accuracy, drop, attack) of a finished
   evaluation, or of an unfinished one as bounds: at most its robust accuracy so
-  far, a drop of at least that much."""
+  far, a drop of at least that much; '–' without either."""
   if aa:
     return [f"{aa['robust_accuracy']:.2%}", f"{100 * (pgd_robust - aa['robust_accuracy']):.1f}",
             f"{common.attack_label(aa['eval_attack'])}, first {aa['num_robust_examples']}"]
+  if not unfinished:
+    return ['–'] * 3
   u = unfinished
   done = len(u['finished_stages'])
   return [f"≤ {u['robust_accuracy_so_far']:.2%} ({done} of {len(u['stages'])} stages)",
