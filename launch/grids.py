@@ -34,6 +34,7 @@ import ml_collections
 
 from tradeoff import configlib
 from tradeoff import errors
+from tradeoff import workdir as workdir_lib
 
 DEFAULT_ROOT = 'runs/sweeps'
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -79,7 +80,7 @@ def expand(sweep: ml_collections.ConfigDict, root: str) -> list[Run]:
   unnamed = set(sweep.get('unnamed', ()))
   for i, point in enumerate(points):
     name = ','.join(f'{k}={_format(v)}' for k, v in point.items() if k not in unnamed)
-    runs.append(Run(i, name, point, os.path.join(root, sweep.name, name)))
+    runs.append(Run(i, name, point, workdir_lib.join(root, sweep.name, name)))
   return runs
 
 

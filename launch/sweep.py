@@ -23,11 +23,13 @@ the tests use). Skipping, resuming and collecting are the same for all three.
 """
 from __future__ import annotations
 
+import ctypes
 import dataclasses
-import json
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -38,6 +40,7 @@ from launch import grids
 from launch.grids import Run, expand, load_sweep, run_config
 from tradeoff import cli
 from tradeoff import provenance
+from tradeoff import trained
 from tradeoff import workdir as workdir_lib
 
 _SWEEP = flags.DEFINE_string('sweep', None, 'Sweep config file (configs/sweeps/*.py).')
@@ -78,8 +81,8 @@ def resolve_reuse(sweep, runs: list[Run], root: str) -> list[Run]:
     config = run_config(sweep, run)
     if workdir_lib.finished_results(config, run.workdir) is None:
       for other in others:
-        candidate = os.path.join(root, other, run.name)
-        if os.path.isdir(candidate) and workdir_lib.finished_results(config, candidate) is not None:
+        candidate = workdir_lib.join(root, other, run.name)
+        if workdir_lib.finished_results(config, candidate) is not None:
           run = dataclasses.replace(run, workdir=candidate, reused_from=other)
           break
     out.append(run)
@@ -90,8 +93,8 @@ def run_state(sweep, run: Run) -> str:
   """'finished', 'partial' (checkpoints, no results) or 'new'."""
   if workdir_lib.finished_results(run_config(sweep, run), run.workdir) is not None:
     return 'finished'
-  ckpt = os.path.join(run.workdir, 'checkpoints')
-  if os.path.isdir(ckpt) and any(d.isdigit() for d in os.listdir(ckpt)):
+  if workdir_lib.exists(workdir_lib.checkpoint_dir(run.workdir)) and trained.checkpoint_steps(
+      run.workdir):
     return 'partial'
   return 'new'
 
@@ -123,6 +126,35 @@ def _train_one(sweep, run: Run) -> None:
   train.train_and_evaluate(run_config(sweep, run), run.workdir)
 
 
+def log_file(run: Run) -> str:
+  """<workdir>/log.txt, or for a workdir on cloud storage (no appends there) a
+  local file under the system's temporary directory."""
+  if workdir_lib.is_url(run.workdir):
+    folder = os.path.join(tempfile.gettempdir(), 'tradeoff-sweep-logs',
+                          run.workdir.split('://', 1)[1].replace('/', '_'))
+  else:
+    folder = run.workdir
+  os.makedirs(folder, exist_ok=True)
+  return os.path.join(folder, 'log.txt')
+
+
+# Loaded here, not in the forked child, where loading a library could wait on a
+# lock another thread of the launcher held at fork time.
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith('linux') else None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+  """In the child, before exec: SIGTERM when the launcher dies, even by SIGKILL
+  (Linux's parent-death signal), so no trainer outlives its sweep and a
+  restarted sweep never finds its runs still held. SIGTERM makes the trainer
+  save a checkpoint first."""
+  if _LIBC is not None:
+    _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    if os.getppid() == 1:   # the launcher died before prctl took effect
+      os.kill(os.getpid(), signal.SIGTERM)
+
+
 def launch(sweep_path: str, runs: list[Run], root: str, parallel: int) -> list[str]:
   """Trains the runs in subprocesses, `parallel` at a time; returns failed run names."""
   queue = list(runs)
@@ -133,12 +165,13 @@ def launch(sweep_path: str, runs: list[Run], root: str, parallel: int) -> list[s
     while queue or active:
       while queue and len(active) < parallel:
         run = queue.pop(0)
-        os.makedirs(run.workdir, exist_ok=True)
-        log = open(os.path.join(run.workdir, 'log.txt'), 'a')
+        log_path = log_file(run)
+        log = open(log_path, 'a')
         cmd = [sys.executable, '-m', 'launch.sweep', f'--sweep={sweep_path}',
                f'--root={root}', f'--run={run.index}']
         print(f'[start] {run.name}', flush=True)
-        active.append((run, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
+        active.append((run, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                             preexec_fn=_die_with_parent), log))
       time.sleep(0.5)
       for item in list(active):
         run, proc, log = item
@@ -146,7 +179,7 @@ def launch(sweep_path: str, runs: list[Run], root: str, parallel: int) -> list[s
           log.close()
           active.remove(item)
           status = 'done' if proc.returncode == 0 else f'FAILED (exit {proc.returncode})'
-          print(f'[{status}] {run.name}  (log: {run.workdir}/log.txt)', flush=True)
+          print(f'[{status}] {run.name}  (log: {log_file(run)})', flush=True)
           if proc.returncode != 0:
             failed.append(run.name)
   finally:
@@ -244,14 +277,11 @@ def main(argv):
                    'executor': _EXECUTOR.value,
                    'commit': provenance.git_commit(),
                    'device': provenance.device_description()}
-  elif os.path.exists(out):      # nothing trained now: keep the launch that trained it
-    with open(out) as f:
-      last_launch = json.load(f).get('last_launch')
+  elif workdir_lib.exists(out):      # nothing trained now: keep the launch that trained it
+    last_launch = workdir_lib.read_json(out).get('last_launch')
   record = collect(sweep, runs, _SWEEP.value)
   record['last_launch'] = last_launch
-  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-  with open(out, 'w') as f:
-    json.dump(record, f, indent=1)
+  workdir_lib.write_json(out, record, indent=1)   # atomic: every figure reads this file
   print(f'{record["num_finished"]}/{len(runs)} runs finished -> {out}')
   if failed:
     raise SystemExit(f'{len(failed)} runs failed: {failed}')

@@ -236,7 +236,8 @@ def test_a_cascade_evaluations_progress_file_is_named_by_what_it_evaluates(tmp_p
   import types  # pylint: disable=g-import-not-at-top
   import ml_collections  # pylint: disable=g-import-not-at-top
   from tradeoff import configlib  # pylint: disable=g-import-not-at-top
-  from tradeoff import experiment  # pylint: disable=g-import-not-at-top
+  from tradeoff import evaluation  # pylint: disable=g-import-not-at-top
+  from tradeoff import trained  # pylint: disable=g-import-not-at-top
 
   def exp(eps=0.3, approximate=False, attack='autoattack', **config):
     c = ml_collections.ConfigDict({'num_robust_eval_examples': 1000, 'seed': 0,
@@ -251,19 +252,19 @@ def test_a_cascade_evaluations_progress_file_is_named_by_what_it_evaluates(tmp_p
     return types.SimpleNamespace(config=c, eval_attack=atk, ds=types.SimpleNamespace(info=info))
 
   def path(e, step=100, num_eval=10000, sha='0123456789abcdef'):
-    return experiment.cascade_progress(e, str(tmp_path), step, num_eval, sha).path
+    return evaluation.cascade_progress(e, str(tmp_path), step, num_eval, sha).path
 
   params = {'dense': {'kernel': np.arange(6, dtype=np.float32).reshape(2, 3)}}
   retrained = {'dense': {'kernel': np.arange(6, dtype=np.float32).reshape(2, 3) + 1e-6}}
-  sha = experiment.variables_digest(params, {})
-  assert sha == experiment.variables_digest(
+  sha = trained.variables_digest(params, {})
+  assert sha == trained.variables_digest(
       {'dense': {'kernel': np.arange(6, dtype=np.float32).reshape(2, 3)}}, {})
-  assert sha != experiment.variables_digest(retrained, {})
+  assert sha != trained.variables_digest(retrained, {})
   base = path(exp())
   assert base == path(exp()) and base.startswith(str(tmp_path / 'evaluations' / 'progress'))
   others = [path(exp(eps=0.1)), path(exp(approximate=True)), path(exp(seed=1)),
             path(exp(num_robust_eval_examples=500)), path(exp(), step=200),
             path(exp(), num_eval=5000),
-            path(exp(), sha=experiment.variables_digest(retrained, {}))]
+            path(exp(), sha=trained.variables_digest(retrained, {}))]
   assert base not in others and len(set(others)) == len(others)
-  assert experiment.cascade_progress(exp(attack='apgd'), str(tmp_path), 100, 10000, sha) is None
+  assert evaluation.cascade_progress(exp(attack='apgd'), str(tmp_path), 100, 10000, sha) is None

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tradeoff import configlib
-from tradeoff import experiment
+from tradeoff import evaluation
 from tradeoff import train
 from tradeoff import workdir as workdir_lib
 from tradeoff import writers
@@ -65,7 +65,7 @@ def test_rerun_of_a_finished_run_resumes_and_evaluates_identically(mnist_dir, re
   second = train.train_and_evaluate(config, str(tmp_path))
   assert second['resumed_from_step'] == 4
   assert second['robust_accuracy'] == first['robust_accuracy']
-  again = experiment.evaluate_checkpoint(config, str(tmp_path))
+  again = evaluation.evaluate_checkpoint(config, str(tmp_path))
   assert (again['clean_accuracy'], again['robust_accuracy']) == (
       first['clean_accuracy'], first['robust_accuracy'])
 
@@ -209,7 +209,7 @@ def test_autoattack_evaluation_records_each_stage(mnist_dir, repo_root, tmp_path
   assert results['num_robust_examples'] == 40 and results['num_examples'] == 100
   # The same checkpoint re-evaluated under APGD-CE alone.
   config.eval_attack.name = 'apgd_ce'
-  alone = experiment.evaluate_checkpoint(config, str(tmp_path))
+  alone = evaluation.evaluate_checkpoint(config, str(tmp_path))
   assert alone['eval_attack']['name'] == 'apgd_ce' and alone['checkpoint_step'] == 4
   # the checkpoint restored is the model training ended with, bit for bit
   assert alone['variables_sha'] == results['variables_sha']

@@ -42,17 +42,17 @@ def test_train_or_load_reuses_a_finished_run_and_refuses_a_changed_one(tmp_path)
 
 
 def test_robust_accuracy_on_a_subset_clean_accuracy_on_all(tmp_path):
-  from tradeoff import experiment  # pylint: disable=g-import-not-at-top
+  from tradeoff import evaluation  # pylint: disable=g-import-not-at-top
   c = tiny_config()
   c.num_robust_eval_examples = 32
   results = train.train_and_evaluate(c, str(tmp_path))
   assert results['num_examples'] == 64 and results['num_robust_examples'] == 32
   assert 0 <= results['robust_accuracy'] <= results['robust_subset_clean_accuracy'] <= 1
-  again = experiment.evaluate_checkpoint(c, str(tmp_path))
+  again = evaluation.evaluate_checkpoint(c, str(tmp_path))
   for k in ('clean_accuracy', 'robust_accuracy', 'num_examples', 'num_robust_examples'):
     assert again[k] == results[k], k
   c2 = tiny_config()  # attacking everything gives the same clean accuracy
-  full = experiment.evaluate_checkpoint(c2, str(tmp_path))
+  full = evaluation.evaluate_checkpoint(c2, str(tmp_path))
   assert full['clean_accuracy'] == results['clean_accuracy'] and full['num_robust_examples'] == 64
 
 

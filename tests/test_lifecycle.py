@@ -18,7 +18,7 @@ from tradeoff import configlib
 from tradeoff import data
 from tradeoff import errors
 from tradeoff import experiment
-from tradeoff import portable
+from tradeoff import trained
 from tradeoff import provenance
 from tradeoff import train
 from tradeoff import workdir as workdir_lib
@@ -314,10 +314,10 @@ def test_workdir_records_the_model_and_an_export_rebuilds_it(tmp_path):
   assert len(record['normalization']['mean']) == len(record['normalization']['std']) >= 1
   assert record['input_shape'] == [21]
 
-  out = portable.export(str(tmp_path / 'run'), str(tmp_path / 'export'))
+  out = trained.export(str(tmp_path / 'run'), str(tmp_path / 'export'))
   with np.load(os.path.join(out, 'variables.npz')) as z:
     assert sorted(z.files) == ['params/dense/bias', 'params/dense/kernel']
-  module, variables, exported = portable.load(out)
+  module, variables, exported = trained.load_export(out)
   assert exported['checkpoint_step'] == 4
   assert exported['accuracy']['clean_accuracy'] == results['clean_accuracy']
   exp, states = experiment.restore(workdir_lib.load_config(str(tmp_path / 'run')),

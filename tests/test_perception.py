@@ -135,7 +135,7 @@ def _record_evaluations(monkeypatch) -> list:
   """Records each checkpoint evaluation of the reference table as (workdir, PGD steps)."""
   from tradeoff.figures import reference  # pylint: disable=g-import-not-at-top
   calls = []
-  real_evaluate = reference.experiment.evaluate_checkpoint
+  real_evaluate = reference.evaluation.evaluate_checkpoint
   def recording_evaluate(config, workdir):
     name = config.eval_attack.name
     calls.append((workdir, config.eval_attack.num_steps) if name == 'pgd' else (workdir, name))
@@ -360,7 +360,7 @@ def test_reference_table_adds_autoattack_beside_pgd_and_reuses_a_bench_record(sm
   # half, which the next run keeps.
   spec.reference_attack.num_steps = 4
   spec.reference_autoattack.settings.square_queries = 14
-  recording = reference.experiment.evaluate_checkpoint
+  recording = reference.evaluation.evaluate_checkpoint
   def killed_in_autoattack(config, workdir):
     if config.eval_attack.name == 'autoattack':
       raise KeyboardInterrupt
@@ -386,7 +386,7 @@ def test_a_killed_reference_run_keeps_the_rows_it_finished(smoke_models, monkeyp
   spec = _spec(dirs)
   spec.reference_attack.num_steps = 5        # an attack no earlier test evaluated
   calls = []
-  real_evaluate = reference.experiment.evaluate_checkpoint
+  real_evaluate = reference.evaluation.evaluate_checkpoint
   def evaluate_then_die(config, workdir):
     calls.append(workdir)
     if len(calls) == 2:

@@ -23,6 +23,7 @@ from tradeoff import data
 from tradeoff import models
 from tradeoff import objectives
 from tradeoff import parallel
+from tradeoff import workdir as workdir_lib
 
 AXIS = parallel.AXIS
 
@@ -190,10 +191,17 @@ class CascadeProgress:
     self.key = json.loads(json.dumps(key, default=str))   # as it reads back from the file
 
   def load(self, num_points: int) -> dict | None:
-    if not os.path.exists(self.path):
+    """The saved progress, or None (no file, another evaluation's, or damaged: a
+    damaged file is reported and the evaluation starts from the first stage)."""
+    if not workdir_lib.exists(self.path):
       return None
-    with open(self.path) as f:
-      rec = json.load(f)
+    try:
+      rec = json.loads(workdir_lib.read_text(self.path))
+      if not isinstance(rec, dict) or not isinstance(rec.get('robust', ''), str):
+        raise ValueError('not a progress record')
+    except (ValueError, UnicodeDecodeError) as e:
+      logging.warning('%s is damaged (%s); starting from the first stage', self.path, e)
+      return None
     if rec.get('key') != self.key or len(rec.get('robust', '')) != num_points:
       logging.warning('%s belongs to another evaluation; starting from the first stage',
                       self.path)
@@ -207,21 +215,19 @@ class CascadeProgress:
     stage's time so far and number of points it started on."""
     if jax.process_index() != 0:
       return
-    os.makedirs(os.path.dirname(self.path) or '.', exist_ok=True)
-    tmp = f'{self.path}.tmp'
-    with open(tmp, 'w') as f:
-      json.dump({'key': self.key, 'robust': ''.join('1' if r else '0' for r in robust),
-                 'by_stage': by_stage, 'stage': stage, 'part': part,
-                 'stage_time_s': stage_time_s, 'attacked_points': attacked_points}, f)
-    os.replace(tmp, self.path)
+    workdir_lib.write_json(self.path, {
+        'key': self.key, 'robust': ''.join('1' if r else '0' for r in robust),
+        'by_stage': by_stage, 'stage': stage, 'part': part,
+        'stage_time_s': stage_time_s, 'attacked_points': attacked_points}, indent=None)
 
   def clear(self) -> None:
-    if jax.process_index() == 0 and os.path.exists(self.path):
-      os.remove(self.path)
-      try:
-        os.rmdir(os.path.dirname(self.path))   # only if no other evaluation's file is there
-      except OSError:
-        pass
+    if jax.process_index() == 0 and workdir_lib.exists(self.path):
+      workdir_lib.remove(self.path)
+      if not workdir_lib.is_url(self.path):
+        try:
+          os.rmdir(os.path.dirname(self.path))   # only if no other evaluation's file is there
+        except OSError:
+          pass
 
 
 def num_attacked(num_robust: int, num_examples: int) -> int:

@@ -76,9 +76,41 @@ def check_config_file_flags(argv: list[str], names=('config', 'spec', 'sweep'),
           fail(f'--{name}={value}: file {path!r} not found.')
         if name in config_file_flags:
           try:  # absl would report get_config's errors with a traceback
-            configlib.load(value)
+            loaded = configlib.load(value)
           except errors.UserError as e:
             fail(f'--{name}={value}: {e}')
+          check_override_keys(loaded, name, argv)
+
+
+def _keys(config, prefix: str = '') -> list[str]:
+  out = []
+  for k, v in config.items():
+    out.append(prefix + k)
+    if hasattr(v, 'items') and not isinstance(v, (str, bytes)):
+      out.extend(_keys(v, f'{prefix}{k}.'))
+  return out
+
+
+def check_override_keys(config, name: str, argv: list[str]) -> None:
+  """Fails with one line naming an override `--<name>.KEY=...` whose KEY the
+  config does not have, and the closest keys it does have (absl and
+  ml_collections would print a long, repeated traceback)."""
+  import difflib  # pylint: disable=g-import-not-at-top
+  keys = None
+  for arg in argv[1:]:
+    if not arg.startswith(f'--{name}.'):
+      continue
+    key = arg[len(name) + 3:].split('=', 1)[0]
+    keys = keys if keys is not None else _keys(config)
+    if key in keys:
+      continue
+    parent = key.rsplit('.', 1)[0] if '.' in key else ''
+    siblings = [k for k in keys if k.rsplit('.', 1)[0] == parent] if parent in keys else []
+    close = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
+    hint = (f'did you mean {" or ".join(repr(c) for c in close)}?' if close else
+            f'valid keys under {parent!r}: {", ".join(sorted(siblings))}.' if siblings else
+            f'top-level keys: {", ".join(sorted(k for k in keys if "." not in k))}.')
+    fail(f'--{name}.{key}: the config has no field {key!r}; {hint}')
 
 
 def _sigterm_as_interrupt(signum, frame):

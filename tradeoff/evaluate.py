@@ -9,11 +9,10 @@ The run's own config.json is the base config, so every field, e.g.
 overridden with the usual syntax. The step follows the number of steps
 (step_scale·ε/num_steps) unless `--config.eval_attack.step_size` is given.
 Results go to `workdir/evaluations/<norm>_eps<ε>_<attack>.json` unless
---output is given. The library behind it is `experiment.evaluate_checkpoint`.
+--output is given. The library behind it is `evaluation.evaluate_checkpoint`.
 """
 from __future__ import annotations
 
-import os
 import sys
 
 from absl import flags
@@ -22,7 +21,7 @@ from ml_collections import config_flags
 
 from tradeoff import cli
 from tradeoff import errors
-from tradeoff import experiment
+from tradeoff import evaluation
 from tradeoff import workdir as workdir_lib
 from tradeoff import writers
 
@@ -36,9 +35,8 @@ def main(argv):
   if len(argv) > 1:
     raise errors.UserError(f'Unexpected arguments: {argv[1:]}')
   writers.quiet_library_logs()
-  results = experiment.evaluate_checkpoint(flags.FLAGS.config, _WORKDIR.value)
+  results = evaluation.evaluate_checkpoint(flags.FLAGS.config, _WORKDIR.value)
   out = _OUTPUT.value or workdir_lib.evaluation_path(_WORKDIR.value, results['eval_attack'])
-  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   workdir_lib.write_json(out, results)
   atk = results['eval_attack']
   stages = ''.join(f"; after {s['attack']}: {s['robust_accuracy']:.4f}"
@@ -69,6 +67,7 @@ def define_config_flag(argv: list[str]) -> None:
       base = workdir_lib.load_config(workdir)
     except errors.UserError as e:
       cli.fail(str(e))
+    cli.check_override_keys(base, 'config', argv)
   config_flags.DEFINE_config_dict(
       'config', base, 'The run\'s config.json; override fields as --config.FIELD=VALUE.',
       lock_config=True)

@@ -14,11 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
 import math
-import os
-import time
 from typing import Any
 
 import flax
@@ -30,7 +26,6 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from tradeoff import accuracy
 from tradeoff import attacks
 from tradeoff import configlib
 from tradeoff import data
@@ -40,9 +35,9 @@ from tradeoff import losses
 from tradeoff import models
 from tradeoff import optim
 from tradeoff import parallel
-from tradeoff import provenance
 from tradeoff import registry
 from tradeoff import synthetic  # noqa: F401  (registers the 'synthetic' dataset)
+from tradeoff import trained
 from tradeoff import workdir as workdir_lib
 
 
@@ -143,15 +138,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     raise errors.UserError(f'attack.eps_warmup={config.attack.eps_warmup} must be in '
                            f'[0, 1): the fraction of training over which the training ε '
                            f'ramps up.')
-  resolved = configlib.resolve(config)
-  atk, ev = resolved.attack, resolved.eval_attack
-  for block, c in (('attack', atk), ('eval_attack', ev)):
-    registry.check_choice(f'{block}.norm', c.norm, attacks.NORMS)
-    if c.eps < 0:
-      raise errors.UserError(f'{block}.eps={c.eps} must be >= 0.')
-    _check_positive(f'{block}.num_steps', c.num_steps, 0)
-    _check_positive(f'{block}.restarts', c.restarts)
-    attacks.from_config(c, (0.0, 1.0))  # the attack's own checks (reach, loss, ...)
+  resolved = validate_attacks(config)
+  atk = resolved.attack
   if config.loss.name in ATTACK_FREE_LOSSES and atk.eps > 0:
     raise errors.UserError(
         f'loss {config.loss.name!r} does not run the training attack, but attack.eps='
@@ -164,6 +152,26 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     raise errors.UserError(f'attack.name={atk.name!r}: training runs PGD (name \'pgd\'); '
                            f'the other attacks ({", ".join(attacks.NAMES[1:])}) are for '
                            f'eval_attack.')
+  return resolved
+
+
+def validate_attacks(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The resolved config, after checking both attack blocks and that the
+  evaluation attack is at least as strong as the training attack (what an
+  evaluation of a trained run checks too).
+
+  Raises:
+    errors.UserError: naming the bad value and the valid choices.
+  """
+  resolved = configlib.resolve(config)
+  atk, ev = resolved.attack, resolved.eval_attack
+  for block, c in (('attack', atk), ('eval_attack', ev)):
+    registry.check_choice(f'{block}.norm', c.norm, attacks.NORMS)
+    if c.eps < 0:
+      raise errors.UserError(f'{block}.eps={c.eps} must be >= 0.')
+    _check_positive(f'{block}.num_steps', c.num_steps, 0)
+    _check_positive(f'{block}.restarts', c.restarts)
+    attacks.from_config(c, (0.0, 1.0))  # the attack's own checks (reach, loss, ...)
   ev_steps, ev_restarts = ev.num_steps, ev.restarts
   if ev.name.startswith('autoattack'):   # its gradient stages' budget
     ev_steps, ev_restarts = ev.autoattack.apgd_steps, ev.autoattack.apgd_restarts
@@ -229,18 +237,18 @@ def pseudo_labelled(ds: data.Dataset, config: ml_collections.ConfigDict) -> data
   labelled = data.balanced_subset_indices(ds.y_train, n, ds.num_classes, int(config.seed),
                                           name='data.labelled_size')
   unlabelled = np.setdiff1d(np.arange(len(ds.y_train)), labelled)
-  teacher, states = restore(teacher_cfg, teacher_wd)
-  state = states[max(states)]
-  apply = jax.jit(lambda x: models.predict(models.apply(
-      teacher.eval_module, state.params, state.model_state, x, train=False)[0]))
+  teacher = trained.load(teacher_wd, config=teacher_cfg)
+  if teacher.num_classes != ds.num_classes:
+    raise errors.UserError(f'The teacher {teacher_wd} has {teacher.num_classes} classes; '
+                           f'this run\'s data has {ds.num_classes}.')
   batch = int(teacher_cfg.data.eval_batch_size)
   preds = np.concatenate([
-      np.asarray(apply(data.to_float(ds.x_train[unlabelled[i:i + batch]])))
+      np.asarray(models.predict(teacher.logits(data.to_float(ds.x_train[unlabelled[i:i + batch]]))))
       for i in range(0, len(unlabelled), batch)]) if len(unlabelled) else np.zeros(0, np.int32)
   y = ds.y_train.copy()
   y[unlabelled] = preds
-  info = {'teacher': os.path.abspath(teacher_wd), 'teacher_commit': results.get('commit'),
-          'teacher_checkpoint_step': int(state.step),
+  info = {'teacher': workdir_lib.absolute(teacher_wd), 'teacher_commit': results.get('commit'),
+          'teacher_checkpoint_step': teacher.step, 'teacher_variables_sha': teacher.variables_sha,
           'teacher_clean_accuracy': results.get('clean_accuracy'),
           'num_labelled': int(n), 'num_pseudo_labelled': int(len(unlabelled)),
           'pseudo_label_accuracy': float(np.mean(preds == ds.y_train[unlabelled]))
@@ -334,117 +342,3 @@ def restore(config: ml_collections.ConfigDict, workdir: str, steps=None):
   states = {int(s): workdir_lib.restore_checkpoint(mngr, s, like)[0] for s in steps}
   mngr.close()
   return exp, states
-
-
-@dataclasses.dataclass(frozen=True)
-class Restored:
-  """A run's newest checkpoint ready to attack: its experiment and state, the
-  parameters and model state replicated over the local devices, the run's
-  evaluation key, and the first test examples (x, y)."""
-  exp: Experiment
-  state: TrainState
-  params: Any
-  model_state: Any
-  rng: jax.Array
-  x: Any
-  y: np.ndarray
-
-
-def restore_for_evaluation(config: ml_collections.ConfigDict, workdir: str,
-                           num_examples: int) -> Restored:
-  exp, states = restore(config, workdir)
-  state = states[max(states)]
-  n = parallel.local_device_count()
-  _, _, rng = rng_streams(exp.config.seed)
-  return Restored(exp, state, parallel.replicate(state.params, n),
-                  parallel.replicate(state.model_state, n), rng,
-                  exp.ds.x_test[:num_examples], exp.ds.y_test[:num_examples])
-
-
-def variables_digest(*trees) -> str:
-  """A digest of the arrays of `trees` (their paths, dtypes, shapes and bytes):
-  equal for bit-identical parameters, different for a model trained again to
-  the same step with other numbers."""
-  h = hashlib.sha1()
-  for tree in trees:
-    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-      a = np.ascontiguousarray(jax.device_get(leaf))
-      h.update(f'{jax.tree_util.keystr(path)}:{a.dtype}:{a.shape}'.encode())
-      h.update(a.tobytes())
-  return h.hexdigest()[:16]
-
-
-def cascade_progress(exp, workdir: str, step: int, num_eval: int, variables_sha: str):
-  """Where a cascade (AutoAttack) evaluation of `workdir`'s checkpoint `step`
-  (whose parameters and model state have digest `variables_sha`) saves its
-  progress, so that a killed one resumes (None for other attacks):
-  `<workdir>/evaluations/progress/<hash of what is evaluated>.json`. A model
-  trained again into the same workdir starts a fresh evaluation unless its
-  variables are bit-identical."""
-  if not isinstance(exp.eval_attack, attacks.Cascade):
-    return None
-  key = {'eval_attack': exp.eval_attack.describe(), 'checkpoint_step': step,
-         'variables_sha': variables_sha,
-         'num_eval_examples': num_eval,
-         'num_robust_eval_examples': int(exp.config.num_robust_eval_examples),
-         'eval_batch_size': int(exp.config.data.eval_batch_size),
-         'seed': int(exp.config.seed), 'data': str(exp.config.data.name),
-         # the same name from other files (e.g. an approximate copy) is other data
-         'data_source': [exp.ds.info.get(k) for k in ('source', 'approximate_copy')],
-         'devices': jax.device_count()}
-  digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-  return accuracy.CascadeProgress(
-      os.path.join(workdir, 'evaluations', 'progress', f'{digest}.json'), key)
-
-
-def _newest_checkpoint_for_evaluation(config: ml_collections.ConfigDict, workdir: str):
-  """`workdir`'s newest checkpoint restored under `config`: (exp, state, x_eval,
-  y_eval, digest of its variables, its cascade progress file or None)."""
-  exp, states = restore(config, workdir)
-  state = states[max(states)]
-  x_eval, y_eval = eval_split(exp.config, exp.ds)
-  sha = variables_digest(state.params, state.model_state)
-  progress = cascade_progress(exp, workdir, int(state.step), len(y_eval), sha)
-  return exp, state, x_eval, y_eval, sha, progress
-
-
-def cascade_progress_of(config: ml_collections.ConfigDict, workdir: str):
-  """The progress of an unfinished cascade (AutoAttack) evaluation of `workdir`'s
-  newest checkpoint under `config`, as `evaluate_checkpoint` saved it: the saved
-  record (CascadeProgress.load: the robust mask, the finished stages, where it
-  stopped) with the cascade's stage names, the number of points it attacks,
-  the model's variables_sha and the progress file's path; None when there is no
-  such progress (not a cascade, never started, finished, or another model's)."""
-  exp, state, _, y_eval, sha, progress = _newest_checkpoint_for_evaluation(config, workdir)
-  if progress is None:
-    return None
-  m = accuracy.num_attacked(int(exp.config.num_robust_eval_examples), len(y_eval))
-  saved = progress.load(m)
-  if saved is None:
-    return None
-  return {'saved': saved, 'stages': [st.describe()['name'] for st in exp.eval_attack.stages],
-          'eval_attack': exp.eval_attack.describe(), 'num_robust_examples': m,
-          'checkpoint_step': int(state.step), 'variables_sha': sha, 'path': progress.path}
-
-
-def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Restores the newest checkpoint of `workdir` and evaluates config.eval_attack."""
-  t0 = time.time()
-  commit = provenance.git_commit()  # the code this process runs; the tree may change meanwhile
-  exp, state, x_eval, y_eval, sha, progress = _newest_checkpoint_for_evaluation(config, workdir)
-  num_devices = parallel.local_device_count()
-  _, _, rng = rng_streams(exp.config.seed)  # as in training: same numbers
-  result = accuracy.evaluate_clean_and_robust(
-      exp.eval_module, exp.eval_attack, parallel.replicate(state.params, num_devices),
-      parallel.replicate(state.model_state, num_devices), x_eval, y_eval,
-      exp.config.data.eval_batch_size, rng, exp.config.num_robust_eval_examples,
-      progress=progress)
-  return {'workdir': os.path.abspath(workdir), 'checkpoint_step': int(state.step),
-          'variables_sha': sha,
-          'config': workdir_lib.as_json(config),
-          'commit': commit, 'device': provenance.device_description(),
-          'host': provenance.host(), 'versions': provenance.versions(),
-          # with the time of the parts a killed earlier evaluation finished
-          'wall_time_s': time.time() - t0 + result.get('resumed', {}).get('earlier_time_s', 0.0),
-          'data': exp.ds.info,
-          'eval_attack': exp.eval_attack.describe(), **result}

@@ -13,9 +13,11 @@ Writes two files that need nothing but numpy and JSON to read:
                         class names, the checkpoint step, the training and
                         evaluation attacks and the run's accuracies
 
-DIR defaults to <workdir>/export. In Python, `tradeoff.portable.load(DIR)` returns the flax module,
-its variables and the record, so `module.apply(variables, x, train=False)`
-gives the logits.
+DIR defaults to <workdir>/export; both may be URLs (gs://...). Only the run's
+own files are read (model.json, config.json, results.json, the checkpoint): no
+data, no loss module, no teacher. In Python, `tradeoff.trained.load_export(DIR)`
+returns the flax module, its variables and the record, so
+`module.apply(variables, x, train=False)` gives the logits.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from absl import flags
 
 from tradeoff import cli
 from tradeoff import errors
-from tradeoff import portable
+from tradeoff import trained
 from tradeoff import writers
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A training run directory.')
@@ -35,7 +37,7 @@ def main(argv):
   if len(argv) > 1:
     raise errors.UserError(f'Unexpected arguments: {argv[1:]}')
   writers.quiet_library_logs()
-  out = portable.export(_WORKDIR.value, _OUTPUT.value, _STEP.value)
+  out = trained.export(_WORKDIR.value, _OUTPUT.value, _STEP.value)
   print(f'exported {_WORKDIR.value} -> {out}/variables.npz, {out}/model.json')
 
 

@@ -34,6 +34,7 @@ from tradeoff import data
 from tradeoff import distributed
 from tradeoff import errors
 from tradeoff import experiment
+from tradeoff import trained
 from tradeoff import losses
 from tradeoff import parallel
 from tradeoff import provenance
@@ -165,6 +166,18 @@ def train_and_evaluate(config, workdir: str) -> dict:
   commit = provenance.git_commit()  # the code this process runs; HEAD may move meanwhile
   exp = experiment.build(config)
   primary = distributed.is_primary()
+  # One trainer per workdir, for the run's whole life (process 0 of a multi-process run).
+  lock = workdir_lib.RunLock(workdir).acquire() if primary else None
+  try:
+    return _train(config, workdir, exp, primary, t_start, commit)
+  finally:
+    if lock is not None:
+      lock.release()
+
+
+def _train(config, workdir: str, exp: experiment.Experiment, primary: bool, t_start: float,
+           commit: str | None) -> dict:
+  """train_and_evaluate's body, with the workdir's lock held."""
   if primary:
     workdir_lib.prepare(config, workdir)
     workdir_lib.write_model_record(workdir, experiment.model_record(exp))
@@ -333,7 +346,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
       'num_params': int(num_params),
       # of the final parameters and model state: equal to that of an evaluation of
       # the last checkpoint, so a result can be traced to the exact model
-      'variables_sha': experiment.variables_digest(
+      'variables_sha': trained.variables_digest(
           *jax.device_get(parallel.unreplicate((rstate.params, rstate.model_state)))),
       'data': ds.info,
       'train_attack': {**exp.train_attack.describe(), 'eps_warmup_steps': warmup_steps},

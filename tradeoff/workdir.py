@@ -1,4 +1,11 @@
-"""A run's directory: the only code that reads or writes its files.
+"""A run's directory: the only code that knows its file names and writes its files.
+
+A workdir is a local path or a URL (`gs://bucket/run`): every file goes through
+etils.epath, and orbax writes its checkpoints to the same place. Every write is
+atomic: a temporary name then a rename on a local disk, one object upload on
+cloud storage, so a reader never sees half a file. (On cloud storage epath
+uses TensorFlow's gfile when TensorFlow is installed, else fsspec's gcsfs;
+EPATH_USE_TF=false picks gcsfs.)
 
     <workdir>/config.json    the config the run was started with (unresolved: the
                              attack steps follow later command-line overrides)
@@ -9,6 +16,9 @@
     <workdir>/metrics.jsonl  one JSON line per log step (writers.py)
     <workdir>/results.json   the finished run: config, provenance, accuracies
     <workdir>/evaluations/   re-evaluations of its checkpoints (tradeoff.evaluate)
+    <workdir>/tensorboard/   TensorBoard event files (writers.py)
+    <workdir>/export/        variables.npz + model.json (tradeoff.export)
+    <workdir>/lock.json      the trainer that holds the run (pid, host, start)
 
 It also owns the compatibility rules: which config fields may change when a
 run is resumed (RESUMABLE_CHANGES), which fields were added to the schema
@@ -26,9 +36,12 @@ import copy
 import json
 import logging
 import os
-import shutil
+import socket
+import time
+import uuid
 from typing import Any
 
+from etils import epath
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
@@ -116,19 +129,82 @@ def config_diff(saved: dict, new: dict) -> list[str]:
                 if saved.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
 
 
-def _read_json(path: str) -> dict:
+# ---------------------------------------------------------------------------
+# Files, local or on cloud storage.
+
+def is_url(path: str) -> bool:
+  return '://' in str(path)
+
+
+def absolute(path: str) -> str:
+  """A local path made absolute; a URL as it is (os.path.abspath('gs://b') is './gs:/b')."""
+  return str(path) if is_url(path) else os.path.abspath(path)
+
+
+def join(*parts) -> str:
+  return str(epath.Path(*[str(p) for p in parts])) if is_url(parts[0]) else os.path.join(
+      *[str(p) for p in parts])
+
+
+def exists(path: str) -> bool:
+  return epath.Path(path).exists()
+
+
+def makedirs(path: str) -> None:
+  """Creates a local directory (cloud storage has no directories to create)."""
+  if not is_url(path):
+    os.makedirs(path, exist_ok=True)
+
+
+def read_bytes(path: str) -> bytes:
+  return epath.Path(path).read_bytes()
+
+
+def read_text(path: str) -> str:
+  return epath.Path(path).read_text()
+
+
+def write_bytes(path: str, payload: bytes) -> None:
+  """Writes `payload` atomically: a reader sees the old file or the new one."""
+  path = str(path)
+  if is_url(path):
+    epath.Path(path).write_bytes(payload)   # one object upload: atomic on GCS
+    return
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = f'{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}'
   try:
-    with open(path) as f:
-      return json.load(f)
+    with open(tmp, 'wb') as f:
+      f.write(payload)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def write_text(path: str, text: str) -> None:
+  write_bytes(path, text.encode())
+
+
+def read_json(path: str) -> dict:
+  try:
+    return json.loads(read_text(path))
   except json.JSONDecodeError as e:
     raise errors.UserError(f'{path} is not valid JSON ({e}); the file is damaged.') from e
 
 
+_read_json = read_json
+
+
 def write_json(path: str, payload: dict, indent: int = 2) -> None:
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    json.dump(payload, f, indent=indent)
-  os.replace(tmp, path)  # a reader never sees half a file
+  write_text(path, json.dumps(payload, indent=indent))
+
+
+def remove(path: str) -> None:
+  p = epath.Path(path)
+  if p.exists():
+    p.unlink()
 
 
 def prepare(config: ml_collections.ConfigDict, workdir: str, write: bool = True) -> None:
@@ -136,10 +212,10 @@ def prepare(config: ml_collections.ConfigDict, workdir: str, write: bool = True)
   trains what was started there. write=False only checks (the processes of a
   multi-process run other than the first)."""
   if write:
-    os.makedirs(workdir, exist_ok=True)
-  path = os.path.join(workdir, 'config.json')
+    makedirs(workdir)
+  path = join(workdir, 'config.json')
   current = as_json(config)
-  if os.path.exists(path):
+  if exists(path):
     saved = _read_json(path)
     diff = config_diff(saved, current)
     if diff:
@@ -153,31 +229,49 @@ def prepare(config: ml_collections.ConfigDict, workdir: str, write: bool = True)
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
   """The run's config.json as a ConfigDict whose fields can all be overridden."""
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.exists(path):
+  path = join(workdir, 'config.json')
+  if not exists(path):
     raise errors.DataNotFoundError(
         f'{path} not found: --workdir={workdir} is not a tradeoff run directory.')
   return configlib.from_json(upgrade(_read_json(path)))
 
 
 def write_model_record(workdir: str, record: dict) -> None:
-  write_json(os.path.join(workdir, 'model.json'), record)
+  write_json(join(workdir, 'model.json'), record)
 
 
 def read_model_record(workdir: str) -> dict | None:
-  path = os.path.join(workdir, 'model.json')
-  return _read_json(path) if os.path.exists(path) else None
+  """model.json (tradeoff.trained reads runs through it), None for a run older than it."""
+  path = join(workdir, 'model.json')
+  return read_json(path) if exists(path) else None
+
+
+def results_path(workdir: str) -> str:
+  return join(workdir, 'results.json')
 
 
 def write_results(workdir: str, results: dict) -> str:
-  path = os.path.join(workdir, 'results.json')
+  path = results_path(workdir)
   write_json(path, results)
   return path
 
 
 def read_results(workdir: str) -> dict | None:
-  path = os.path.join(workdir, 'results.json')
-  return _read_json(path) if os.path.exists(path) else None
+  path = results_path(workdir)
+  return read_json(path) if exists(path) else None
+
+
+def metrics_path(workdir: str) -> str:
+  return join(workdir, 'metrics.jsonl')
+
+
+def tensorboard_dir(workdir: str) -> str:
+  return join(workdir, 'tensorboard')
+
+
+def progress_dir(workdir: str) -> str:
+  """Where killed cascade (AutoAttack) evaluations keep their progress."""
+  return join(workdir, 'evaluations', 'progress')
 
 
 def finished_results(config: ml_collections.ConfigDict, workdir: str) -> dict | None:
@@ -191,33 +285,39 @@ def finished_results(config: ml_collections.ConfigDict, workdir: str) -> dict | 
 def evaluation_path(workdir: str, attack: dict) -> str:
   """Where tradeoff.evaluate writes a re-evaluation under `attack` (Attack.describe())."""
   name = f"{attack['norm']}_eps{attack['eps']:g}_{attack['name']}x{attack['restarts']}"
-  return os.path.join(workdir, 'evaluations', name + '.json')
+  return join(workdir, 'evaluations', name + '.json')
 
 
 # ---------------------------------------------------------------------------
 # Checkpoints.
 
 def checkpoint_dir(workdir: str) -> str:
-  return os.path.abspath(os.path.join(workdir, 'checkpoints'))
+  return absolute(join(workdir, 'checkpoints'))
 
 
-def checkpoint_manager(workdir: str, max_to_keep: int = 3) -> ocp.CheckpointManager:
-  return ocp.CheckpointManager(
-      checkpoint_dir(workdir),
-      options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
-                                           cleanup_tmp_directories=True),
-      item_names=('state', 'meta'))
+def checkpoint_manager(workdir: str, max_to_keep: int = 3,
+                       create: bool = True) -> ocp.CheckpointManager:
+  """The run's orbax manager; create=False only reads (nothing is made, cleaned or deleted)."""
+  if create:
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                           cleanup_tmp_directories=True)
+  else:
+    # (read_only=True would say so in a warning at every open)
+    options = ocp.CheckpointManagerOptions(max_to_keep=None, create=False,
+                                           cleanup_tmp_directories=False)
+  return ocp.CheckpointManager(epath.Path(checkpoint_dir(workdir)), options=options,
+                               item_names=('state', 'meta'))
 
 
 def best_checkpoint_dir(workdir: str) -> str:
-  return os.path.abspath(os.path.join(workdir, 'best_checkpoint'))
+  return absolute(join(workdir, 'best_checkpoint'))
 
 
 def best_checkpoint_manager(workdir: str) -> ocp.CheckpointManager:
   """The one checkpoint with the best validation robust accuracy so far (its meta
   says which step and what it scored)."""
   return ocp.CheckpointManager(
-      best_checkpoint_dir(workdir),
+      epath.Path(best_checkpoint_dir(workdir)),
       options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True,
                                            cleanup_tmp_directories=True),
       item_names=('state', 'meta'))
@@ -272,7 +372,7 @@ def restore_latest(workdir: str, like: Any, max_to_keep: int = 3
     try:
       state, meta = restore_checkpoint(mngr, step, like)
     except Exception as e:  # pylint: disable=broad-except  (any unreadable file)
-      path = os.path.join(checkpoint_dir(workdir), str(step))
+      path = join(checkpoint_dir(workdir), str(step))
       logging.warning('Checkpoint at step %d (%s) cannot be read (%s: %s); trying an older '
                       'one.', step, path, type(e).__name__, str(e).splitlines()[0][:300])
       damaged.append(step)
@@ -282,7 +382,7 @@ def restore_latest(workdir: str, like: Any, max_to_keep: int = 3
     if damaged:
       mngr = _set_aside(workdir, mngr, damaged, max_to_keep)
       logging.warning('Resuming from step %d; damaged checkpoints %s moved to %s.', step,
-                      damaged, os.path.join(checkpoint_dir(workdir), DAMAGED_DIR))
+                      damaged, join(checkpoint_dir(workdir), DAMAGED_DIR))
     return mngr, state, meta
   if damaged:
     raise errors.DataNotFoundError(
@@ -295,11 +395,98 @@ def _set_aside(workdir, mngr, steps, max_to_keep):
   """Moves damaged step directories out of orbax's view, so the resumed run can
   save those steps again; returns a manager that no longer lists them."""
   mngr.close()
-  root = checkpoint_dir(workdir)
-  os.makedirs(os.path.join(root, DAMAGED_DIR), exist_ok=True)
+  root = epath.Path(checkpoint_dir(workdir))
+  (root / DAMAGED_DIR).mkdir(parents=True, exist_ok=True)
   for step in steps:
-    target = os.path.join(root, DAMAGED_DIR, str(step))
-    if os.path.exists(target):
-      shutil.rmtree(target)
-    os.replace(os.path.join(root, str(step)), target)
+    target = root / DAMAGED_DIR / str(step)
+    if target.exists():
+      target.rmtree()
+    (root / str(step)).rename(target)
   return checkpoint_manager(workdir, max_to_keep)
+
+
+# ---------------------------------------------------------------------------
+# One trainer per run.
+
+def lock_path(workdir: str) -> str:
+  return join(workdir, 'lock.json')
+
+
+def _alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:   # another user's process
+    return True
+  return True
+
+
+class RunLock:
+  """`lock.json` in the workdir for the trainer's life: its process id, host and
+  start time. A second trainer fails at once naming the holder; a lock left by
+  a process that no longer runs on this host (SIGKILL, a crash) is taken over
+  with a warning. On cloud storage the check and the write are two requests,
+  so two trainers started within the same second could both pass."""
+
+  def __init__(self, workdir: str):
+    self.workdir, self.path = workdir, lock_path(workdir)
+    self.me = {'pid': os.getpid(), 'host': socket.gethostname(),
+               'started': time.strftime('%Y-%m-%dT%H:%M:%S%z')}
+
+  def _holder(self) -> dict | None:
+    try:
+      return json.loads(read_text(self.path))
+    except (FileNotFoundError, json.JSONDecodeError, OSError):
+      return None
+
+  def _create(self) -> bool:
+    payload = json.dumps(self.me).encode()
+    if is_url(self.path):
+      if exists(self.path):
+        return False
+      write_bytes(self.path, payload)
+      return True
+    try:
+      fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+      return False
+    with os.fdopen(fd, 'wb') as f:
+      f.write(payload)
+    return True
+
+  def acquire(self) -> 'RunLock':
+    makedirs(self.workdir)
+    for _ in range(3):
+      if self._create():
+        return self
+      holder = self._holder()
+      if holder is None:   # removed meanwhile, or a write in flight: look again
+        time.sleep(0.2)
+        holder = self._holder()
+        if holder is None:
+          remove(self.path)
+          continue
+      if holder.get('host') == self.me['host'] and not _alive(int(holder.get('pid', -1))):
+        logging.warning('Taking over the lock of a trainer that no longer runs (pid %s on %s, '
+                        'started %s): %s.', holder.get('pid'), holder.get('host'),
+                        holder.get('started'), self.path)
+        remove(self.path)
+        continue
+      raise errors.UserError(
+          f'{self.workdir} is being trained by pid {holder.get("pid")} on {holder.get("host")} (started '
+          f'{holder.get("started")}); one trainer per workdir. If that process is gone, '
+          f'delete {self.path}.')
+    raise errors.UserError(f'Could not take the lock {self.path}: it keeps changing.')
+
+  def release(self) -> None:
+    holder = self._holder()
+    if holder is not None and holder.get('pid') == self.me['pid'] and (
+        holder.get('host') == self.me['host']):
+      remove(self.path)
+
+  def __enter__(self) -> 'RunLock':
+    return self.acquire()
+
+  def __exit__(self, *exc) -> None:
+    self.release()

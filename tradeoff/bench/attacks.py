@@ -3,7 +3,7 @@ images, one process on one host.
 
     python -m tradeoff.bench --mode=attacks --workdir=<run> [--num_examples=1000]
 
-Both evaluations run through `experiment.evaluate_checkpoint` at the run's
+Both evaluations run through `evaluation.evaluate_checkpoint` at the run's
 training norm and ε: PGD-100 with 5 random restarts (step 2.5·ε/100, the
 accuracy table's attack) and AutoAttack standard (APGD-CE, APGD-T, FAB-T,
 Square with the reference implementation's settings; each stage attacks only
@@ -20,7 +20,7 @@ import jax
 import ml_collections
 
 from tradeoff import configlib
-from tradeoff import experiment
+from tradeoff import evaluation
 from tradeoff.figures import common
 from tradeoff.figures import reference
 from tradeoff.figures import tables
@@ -42,7 +42,7 @@ def attack_cost(workdir: str, num_examples: int = 1000, settings=None, pgd=None)
   out = {}
   for key, config in (('pgd', reference.strong_eval_config(workdir, norm, eps, pgd_spec)),
                       ('autoattack', reference.autoattack_config(workdir, norm, eps, aa_spec))):
-    out[key] = dict(experiment.evaluate_checkpoint(config, workdir),
+    out[key] = dict(evaluation.evaluate_checkpoint(config, workdir),
                     train_commit=train['commit'], train_steps=train.get('train_steps'),
                     train_time_s=train.get('train_time_s'))
     jax.clear_caches()

@@ -35,7 +35,7 @@ def same_evaluation(row: dict, wd: str, train_results: dict, norm: str, eps: flo
 
 def own_evaluation(train_results: dict, wd: str, norm: str, eps: float,
                     atk_spec) -> dict | None:
-  """The run's own final evaluation (its results.json), in experiment.evaluate_checkpoint's keys, if
+  """The run's own final evaluation (its results.json), in evaluation.evaluate_checkpoint's keys, if
   it used the reference attack at (norm, eps) with clean accuracy on the whole
   test set; None otherwise (the table then evaluates the checkpoint itself)."""
   atk = train_results.get('eval_attack')

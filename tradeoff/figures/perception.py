@@ -44,7 +44,7 @@ import numpy as np
 
 from tradeoff import attacks
 from tradeoff import data
-from tradeoff import experiment
+from tradeoff import evaluation
 from tradeoff import workdir as workdir_lib
 from tradeoff import models
 from tradeoff import objectives
@@ -128,13 +128,8 @@ def load_model(role: str, workdir: str) -> tuple[Model, data.Dataset]:
   """The latest checkpoint of a finished run, as a jitted logits function."""
   config = workdir_lib.load_config(workdir)
   results = common.read_json(os.path.join(workdir, 'results.json'))
-  exp, states = experiment.restore(config, workdir)
-  ds, module = exp.ds, exp.eval_module
-  state = states[max(states)]
-  apply = jax.jit(lambda p, s, x: models.apply(module, p, s, x, False)[0])
-  params, model_state = state.params, state.model_state
-  return Model(role, workdir, config, results,
-               lambda x: apply(params, model_state, x)), ds
+  ev = evaluation.open_evaluation(config, workdir)
+  return Model(role, workdir, config, results, ev.run.logits), ev.ds
 
 
 def _batched(fn, *arrays, batch_size: int = 250) -> np.ndarray:

@@ -24,7 +24,7 @@ import numpy as np
 
 from tradeoff import accuracy
 from tradeoff import attacks
-from tradeoff import experiment
+from tradeoff import evaluation
 from tradeoff import workdir as workdir_lib
 from tradeoff.figures import common
 from tradeoff.figures import sanity
@@ -46,7 +46,7 @@ def precision_experiment(workdir: str, num_examples: int = 1000) -> dict:
   for dtype in DTYPES:
     config = workdir_lib.load_config(workdir)
     config.model.eval_dtype = dtype
-    r = experiment.restore_for_evaluation(config, workdir, num_examples)
+    r = evaluation.restore_for_evaluation(config, workdir, num_examples)
     exp, state, y = r.exp, r.state, r.y
     batch = exp.config.data.eval_batch_size
     clean = accuracy.robust_mask(accuracy.make_robust_step(exp.eval_module, attacks.Attack()),

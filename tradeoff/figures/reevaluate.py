@@ -26,7 +26,7 @@ import jax
 
 from tradeoff import configlib
 from tradeoff import errors
-from tradeoff import experiment
+from tradeoff import evaluation
 from tradeoff import registry
 from tradeoff import workdir as workdir_lib
 from tradeoff.figures import common
@@ -72,7 +72,7 @@ def reevaluate(collected: dict, attack: str, previous: dict | None = None, save=
       raise FileNotFoundError(
           f"{run['workdir']} is not on this machine and has no re-evaluation under {attack} "
           f"in the output file: run its sweep ({collected.get('sweep_file')}) first.")
-    res = experiment.evaluate_checkpoint(reevaluation_config(run, attack, settings),
+    res = evaluation.evaluate_checkpoint(reevaluation_config(run, attack, settings),
                                          run['workdir'])
     jax.clear_caches()
     if res['checkpoint_step'] != run['train_steps']:

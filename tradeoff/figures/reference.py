@@ -48,7 +48,7 @@ import time
 import jax
 import ml_collections
 
-from tradeoff import experiment
+from tradeoff import evaluation
 from tradeoff import workdir as workdir_lib
 from tradeoff.figures import common
 from tradeoff.figures import evaluations
@@ -101,7 +101,7 @@ def _with_autoattack(row: dict, aa_spec) -> dict:
   if res is None:
     if not os.path.exists(os.path.join(wd, 'results.json')):
       return {k: v for k, v in row.items() if k != 'autoattack'}
-    res = experiment.evaluate_checkpoint(
+    res = evaluation.evaluate_checkpoint(
         autoattack_config(wd, row['threat_norm'], row['threat_eps'], aa_spec), wd)
     jax.clear_caches()
   logging.info('%s %s %s ε=%g: AutoAttack (%s) %.4f', row['dataset'], row['role'],
@@ -132,7 +132,7 @@ def unfinished_autoattack(row: dict, aa_spec) -> dict | None:
   wd = row['workdir']
   if not os.path.exists(os.path.join(wd, 'results.json')):
     return None
-  got = experiment.cascade_progress_of(
+  got = evaluation.cascade_progress_of(
       autoattack_config(wd, row['threat_norm'], row['threat_eps'], aa_spec), wd)
   jax.clear_caches()
   if got is None:
@@ -205,7 +205,7 @@ def reference_experiment(spec, dataset: str, previous: dict | None = None,
   evaluation and again after its AutoAttack one, so a killed run keeps what it
   evaluated and the next run starts from it: a row killed during AutoAttack
   keeps its PGD half, and the AutoAttack evaluation resumes from its own
-  progress file (`experiment.cascade_progress`).
+  progress file (`evaluation.cascade_progress`).
   """
   t0 = time.time()
   commit = common.provenance_record(t0)['commit']
@@ -268,7 +268,7 @@ def _pgd_row(spec, dataset, earlier, role, wd, norm, eps, commit) -> dict:
                  'using that evaluation', dataset, role, norm, eps, wd)
     eval_commit = train_results['commit']
   else:
-    res = experiment.evaluate_checkpoint(
+    res = evaluation.evaluate_checkpoint(
         strong_eval_config(wd, norm, eps, spec.reference_attack), wd)
     jax.clear_caches()
     eval_commit = commit

@@ -10,7 +10,7 @@ import ml_collections
 import numpy as np
 
 from tradeoff import configlib
-from tradeoff import experiment
+from tradeoff import trained
 from tradeoff import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -45,9 +45,9 @@ def train_run(config, workdir: str) -> dict:
 
 def linear_weights(config, workdir: str, steps=None) -> dict[int, tuple[np.ndarray, float]]:
   """{step: (w f64[D], b)} of a linear single-logit run's checkpoints."""
-  _, states = experiment.restore(config, workdir, steps)
+  del config  # the run's own model.json and checkpoints say everything
   out = {}
-  for step, st in states.items():
+  for step, st in trained.load_all(workdir, steps).items():
     dense = st.params['dense']
     out[step] = (np.asarray(dense['kernel'], np.float64)[:, 0],
                  float(np.asarray(dense['bias'])[0]))

@@ -33,7 +33,7 @@ from tradeoff import accuracy
 from tradeoff import attacks
 from tradeoff import configlib
 from tradeoff import errors
-from tradeoff import experiment
+from tradeoff import evaluation
 from tradeoff import registry
 from tradeoff import workdir as workdir_lib
 from tradeoff.figures import common
@@ -77,7 +77,7 @@ def sanity_experiment(workdir: str, num_examples: int = 500, apgd_steps: int = 1
                       square_queries: int = 1000, white_box: str = 'autoattack_fast') -> dict:
   t0 = time.time()
   registry.check_choice('sanity white box', white_box, WHITE_BOXES)
-  r = experiment.restore_for_evaluation(workdir_lib.load_config(workdir), workdir, num_examples)
+  r = evaluation.restore_for_evaluation(workdir_lib.load_config(workdir), workdir, num_examples)
   exp, state, cfg = r.exp, r.state, r.exp.config
   x, y, params, model_state, rng = r.x, r.y, r.params, r.model_state, r.rng
   norm, eps0 = cfg.eval_attack.norm, float(cfg.eval_attack.eps)

@@ -24,6 +24,7 @@ import jax
 import numpy as np
 
 from tradeoff import errors
+from tradeoff import evaluation
 from tradeoff import experiment
 from tradeoff import smoothing
 from tradeoff import workdir as workdir_lib
@@ -43,8 +44,8 @@ def certify_run(workdir: str, num_examples: int, n0: int, n: int, predict_n: int
     raise errors.UserError(f'{workdir} was trained with loss {config.loss.name!r} (sigma='
                            f'{sigma}); certifying needs a base classifier trained with '
                            f'loss.name=gaussian_augment and loss.sigma > 0.')
-  exp, states = experiment.restore(config, workdir)
-  state = states[max(states)]
+  exp = evaluation.open_evaluation(config, workdir)
+  state = exp.run
   x, y = exp.ds.x_test[:num_examples], exp.ds.y_test[:num_examples]
   g = smoothing.Smoothed(exp.eval_module, exp.ds.num_classes, sigma, chunk=chunk,
                          batch_size=batch_size)
