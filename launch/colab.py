@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     name: python3
@@ -27,6 +29,7 @@ SMOKE = False         # True: seconds-long runs only (CI executes the notebook t
 REPO_URL = ''         # git URL of tradeoff to clone on Colab, e.g. https://github.com/<you>/tradeoff
 DATA_DIR = ''         # tfds data dir; '' lets tfds download into ~/tensorflow_datasets
 WORKDIR = '/content/runs' if not SMOKE else 'runs/colab_smoke'
+ALLOW_CPU = False     # True: run the hours-long CIFAR-10 cell even without an accelerator
 
 # %%
 import json
@@ -38,9 +41,15 @@ IN_COLAB = 'google.colab' in sys.modules
 
 
 def accelerator() -> str:
-  """What this runtime offers, before JAX is imported."""
-  if os.environ.get('TPU_ACCELERATOR_TYPE') or os.path.exists('/dev/accel0') or (
-      os.environ.get('COLAB_TPU_ADDR')):
+  """What this runtime offers, before JAX is imported (to pick what to install).
+
+  TPU hosts before v5 show their chips as /dev/accel*; v5e, v5p and later as
+  VFIO devices under /dev/vfio/ (Colab's free v5e-1 among them).
+  """
+  vfio = [d for d in (os.listdir('/dev/vfio') if os.path.isdir('/dev/vfio') else [])
+          if d != 'vfio']
+  if (os.environ.get('TPU_ACCELERATOR_TYPE') or os.environ.get('COLAB_TPU_ADDR') or
+      os.path.exists('/dev/accel0') or vfio):
     return 'tpu'
   if os.path.exists('/dev/nvidia0'):
     return 'gpu'
@@ -65,10 +74,19 @@ if IN_COLAB:
   extra = ['jax[tpu]'] if RUNTIME == 'tpu' else (['jax[cuda12]'] if RUNTIME == 'gpu' else [])
   subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '-e', '.', *extra], check=True)
 
+# %% [markdown]
+# What JAX itself found, which is what training will use (the device files above only chose the
+# install). A TPU or GPU runtime on which JAX falls back to the CPU is reported here.
+
 # %%
 import jax
 
-print(jax.__version__, jax.devices())
+BACKEND = jax.default_backend()
+print('JAX', jax.__version__, '| backend:', BACKEND, '|', jax.device_count(), 'device(s):',
+      jax.devices())
+if RUNTIME != 'cpu' and BACKEND == 'cpu':
+  print(f'WARNING: this runtime has a {RUNTIME.upper()}, but JAX runs on the CPU: the '
+        f'jax[{RUNTIME}] install did not take; restart the runtime and rerun the install cell.')
 
 # %% [markdown]
 # ## A smoke run
@@ -98,6 +116,9 @@ print(f"clean {smoke['clean_accuracy']:.3f}, robust {smoke['robust_accuracy']:.3
 
 # %%
 if not SMOKE:
+  if BACKEND == 'cpu' and not ALLOW_CPU:
+    raise RuntimeError('JAX has no accelerator here (backend: cpu); the CIFAR-10 run would take '
+                       'days. Pick a TPU or GPU runtime, or set ALLOW_CPU = True.')
   cifar = train('configs/cifar10_linf.py', os.path.join(WORKDIR, 'cifar10_linf'))
   print(f"clean {cifar['clean_accuracy']:.4f}, robust {cifar['robust_accuracy']:.4f}")
 

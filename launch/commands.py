@@ -50,25 +50,46 @@ def sbatch_script(*, config: str, workdir: str, overrides=(), nodes: int = 1,
   return '\n'.join(lines)
 
 
+TPU_INSTALL = 'pip install -q -U "jax[tpu]" -e .'
+
+
 def tpu_vm_commands(*, tpu: str, zone: str, config: str, workdir: str, repo: str,
-                    overrides=(), data_dir: str | None = None,
+                    ref: str, overrides=(), data_dir: str | None = None,
                     project: str | None = None, create: bool = False,
-                    accelerator_type: str = 'v4-8', version: str = 'tpu-ubuntu2204-base'
+                    accelerator_type: str = 'v4-8', version: str = 'tpu-ubuntu2204-base',
+                    install: str = TPU_INSTALL, checkout: str = '$HOME/tradeoff'
                     ) -> list[list[str]]:
-  """The gcloud command lines, in order."""
+  """The gcloud command lines, in order.
+
+  Every worker runs from a checkout of `repo` at commit `ref` (`checkout`,
+  cloned the first time, moved to `ref` every time), so the code and the
+  configs (configs/, which the package does not install) are the launcher's own
+  and the same on every worker; `config` is a path inside that checkout.
+  """
   for name, value in (('tpu', tpu), ('zone', zone), ('config', config), ('workdir', workdir),
-                      ('repo', repo)):
+                      ('repo', repo), ('ref', ref)):
     if not value:
       raise errors.UserError(f'--{name} is required.')
+  path = config.split(':', 1)[0]
+  if os.path.isabs(path) or path.startswith('..'):
+    raise errors.UserError(f'--config={config}: the workers run from a checkout of --repo, so '
+                           f'the config must be a path inside the repository (configs/...).')
+  if '://' not in workdir:
+    raise errors.UserError(f'--workdir={workdir}: every worker must see the workdir; use a '
+                           f'bucket (gs://...).')
   where = [f'--zone={zone}'] + ([f'--project={project}'] if project else [])
   out = []
   if create:
     out.append(['gcloud', 'compute', 'tpus', 'tpu-vm', 'create', tpu, *where,
                 f'--accelerator-type={accelerator_type}', f'--version={version}'])
-  install = f'pip install -U "jax[tpu]" {shlex.quote(f"tradeoff @ {repo}")}'
+  setup = (f'set -e; D="{checkout}"; '
+           f'if [ ! -d "$D/.git" ]; then git clone -q {shlex.quote(repo)} "$D"; fi; '
+           f'cd "$D"; git fetch -q origin; git checkout -q --detach {shlex.quote(ref)}; '
+           f'{install}')
   train = shlex.join(train_command('python3', config, workdir, overrides))
   env = f'TFDS_DATA_DIR={shlex.quote(data_dir)} ' if data_dir else ''
-  for step in (install, env + train):
+  run = f'set -e; cd "{checkout}"; {env}{train}'
+  for step in (setup, run):
     out.append(['gcloud', 'compute', 'tpus', 'tpu-vm', 'ssh', tpu, *where, '--worker=all',
                 f'--command={step}'])
   return out

@@ -42,6 +42,7 @@ import uuid
 from typing import Any
 
 from etils import epath
+import fsspec
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
@@ -70,6 +71,11 @@ ADDED_FIELDS = {'model.keep_features': [], 'num_robust_eval_examples': 0, 'loss.
                 'eval_attack.autoattack': configlib.autoattack_config().to_dict()}
 
 DAMAGED_DIR = 'damaged'
+
+# A run's files are written by other processes (the trainer, a sweep's runs, an
+# evaluation elsewhere): gcsfs must list cloud storage afresh each time instead
+# of answering from a listing it cached earlier in this process.
+fsspec.config.conf.setdefault('gcs', {}).setdefault('use_listings_cache', False)
 
 
 def _flat(d: dict, prefix: str = '') -> dict:
