@@ -183,7 +183,7 @@ def test_cli_overrides_typos_and_reevaluation(mnist_dir, repo_root, tmp_path):
   proc = _cli(repo_root, 'tradeoff.main', '--config=configs/mnist_linf.py:smoke',
               f'--workdir={tmp_path / "typo"}', '--config.atack.eps=0.1')
   out = proc.communicate(timeout=600)[0]
-  assert proc.returncode != 0 and 'Did you mean "attack"' in out
+  assert proc.returncode == 2 and "did you mean 'attack.eps'" in out and out.count('\n') == 1
   proc = _cli(repo_root, 'tradeoff.main', '--config=configs/mnist_linf.py:smoke',
               f'--workdir={tmp_path / "badloss"}', '--config.loss.name=pgd',
               f'--config.data.data_dir={mnist_dir}')

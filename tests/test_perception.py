@@ -140,7 +140,7 @@ def _record_evaluations(monkeypatch) -> list:
     name = config.eval_attack.name
     calls.append((workdir, config.eval_attack.num_steps) if name == 'pgd' else (workdir, name))
     return real_evaluate(config, workdir)
-  monkeypatch.setattr(reference.experiment, 'evaluate_checkpoint', recording_evaluate)
+  monkeypatch.setattr(reference.evaluation, 'evaluate_checkpoint', recording_evaluate)
   return calls
 
 
@@ -365,7 +365,7 @@ def test_reference_table_adds_autoattack_beside_pgd_and_reuses_a_bench_record(sm
     if config.eval_attack.name == 'autoattack':
       raise KeyboardInterrupt
     return recording(config, workdir)
-  monkeypatch.setattr(reference.experiment, 'evaluate_checkpoint', killed_in_autoattack)
+  monkeypatch.setattr(reference.evaluation, 'evaluate_checkpoint', killed_in_autoattack)
   calls.clear()
   with pytest.raises(KeyboardInterrupt):
     reference.run(spec, ['mnist'], str(root / 'ref_aa'), plot_only=False)
@@ -373,7 +373,7 @@ def test_reference_table_adds_autoattack_beside_pgd_and_reuses_a_bench_record(sm
   std, rob = json.load(open(os.path.join(root, 'ref_aa', 'reference_mnist.json')))['rows']
   assert std['eval_attack']['num_steps'] == 4 and 'autoattack' not in std
   assert rob['eval_attack']['num_steps'] == 3   # the earlier row, not reached yet
-  monkeypatch.setattr(reference.experiment, 'evaluate_checkpoint', recording)
+  monkeypatch.setattr(reference.evaluation, 'evaluate_checkpoint', recording)
   calls.clear()
   reference.run(spec, ['mnist'], str(root / 'ref_aa'), plot_only=False)
   assert calls == [(dirs['standard'], 'autoattack'), (dirs['robust_linf'], 4),
@@ -392,13 +392,13 @@ def test_a_killed_reference_run_keeps_the_rows_it_finished(smoke_models, monkeyp
     if len(calls) == 2:
       raise KeyboardInterrupt   # killed while evaluating the second model
     return real_evaluate(config, workdir)
-  monkeypatch.setattr(reference.experiment, 'evaluate_checkpoint', evaluate_then_die)
+  monkeypatch.setattr(reference.evaluation, 'evaluate_checkpoint', evaluate_then_die)
   with pytest.raises(KeyboardInterrupt):
     reference.run(spec, ['mnist'], str(root / 'ref_killed'), plot_only=False)
   kept = json.load(open(os.path.join(root, 'ref_killed', 'reference_mnist.json')))['rows']
   assert [r['role'] for r in kept] == ['standard']
   calls.clear()
-  monkeypatch.setattr(reference.experiment, 'evaluate_checkpoint',
+  monkeypatch.setattr(reference.evaluation, 'evaluate_checkpoint',
                       lambda config, workdir: calls.append(workdir) or real_evaluate(config,
                                                                                        workdir))
   reference.run(spec, ['mnist'], str(root / 'ref_killed'), plot_only=False)

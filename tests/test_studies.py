@@ -73,7 +73,7 @@ def _mnist_mlp(mnist_dir, eps):
 def test_reevaluation_replaces_robust_numbers_keeps_the_old_and_is_not_repeated(
     tmp_path, monkeypatch, mnist_dir):
   from tradeoff import configlib  # pylint: disable=g-import-not-at-top
-  from tradeoff import experiment  # pylint: disable=g-import-not-at-top
+  from tradeoff import evaluation  # pylint: disable=g-import-not-at-top
   from tradeoff.figures import reevaluate  # pylint: disable=g-import-not-at-top
   from tradeoff.figures import sweeps  # pylint: disable=g-import-not-at-top
   standard, robust = _mnist_mlp(mnist_dir, 0.0), _mnist_mlp(mnist_dir, 0.1)
@@ -95,7 +95,7 @@ def test_reevaluation_replaces_robust_numbers_keeps_the_old_and_is_not_repeated(
 
   def no_evaluation(*args, **kwargs):
     raise AssertionError('evaluated again')
-  monkeypatch.setattr(experiment, 'evaluate_checkpoint', no_evaluation)
+  monkeypatch.setattr(evaluation, 'evaluate_checkpoint', no_evaluation)
   again = reevaluate.reevaluate(collected, 'autoattack_fast', previous=out, settings=settings)
   assert again['runs'] == out['runs']
   with pytest.raises(ValueError, match="Unknown re-evaluation attack 'pgd'.*autoattack_fast"):

@@ -157,4 +157,15 @@ def run(main: Callable[[list[str]], None]) -> None:
       _exit_if_a_peer_failed(e)
       raise
 
-  app.run(wrapped)
+  app.run(wrapped, flags_parser=_parse_flags)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with its errors (an unknown flag, a required one
+  missing, a bad value) on one line and exit status 2 instead of several lines
+  and status 1."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    fail('; '.join(l.rstrip('.') for l in lines) + ' (--helpshort lists the flags).')

@@ -392,16 +392,21 @@ class TrainStream:
     return step * self.batch_size / self.n
 
 
+# Training streams of image containers other than in-memory arrays, by the
+# container's type: {type: stream class}; a module that defines such a container
+# registers its stream here (tradeoff/streaming.py: Images -> StreamingTrainStream).
+TRAIN_STREAMS: dict[type, Callable] = {}
+
+
 def train_stream(ds: Dataset, batch_size: int, seed: int, *, process_index: int = 0,
                  process_count: int = 1, crop_scale=(0.08, 1.0)):
-  """The training stream of `ds`: TrainStream for in-memory arrays, the streaming
-  one (decoded, randomly cropped, prefetched) for streaming.Images. Both give
-  this process's slice of the same global batches."""
-  from tradeoff import streaming  # pylint: disable=g-import-not-at-top
-  if isinstance(ds.x_train, streaming.Images):
-    return streaming.StreamingTrainStream(ds.x_train, ds.y_train, batch_size, seed,
-                                          process_index=process_index,
-                                          process_count=process_count, crop_scale=crop_scale)
+  """The training stream of `ds`: TrainStream for in-memory arrays, the registered
+  stream for other containers (streaming.Images: decoded, randomly cropped,
+  prefetched). Both give this process's slice of the same global batches."""
+  for kind, stream in TRAIN_STREAMS.items():
+    if isinstance(ds.x_train, kind):
+      return stream(ds.x_train, ds.y_train, batch_size, seed, process_index=process_index,
+                    process_count=process_count, crop_scale=crop_scale)
   return TrainStream(ds.x_train, ds.y_train, batch_size, seed, process_index=process_index,
                      process_count=process_count)
 

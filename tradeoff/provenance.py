@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import os
 import platform
 import subprocess
@@ -87,5 +88,11 @@ def device_description() -> str:
 def versions() -> dict[str, str]:
   import flax  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
-  return {'python': platform.python_version(), 'jax': jax.__version__,
-          'flax': flax.__version__, 'optax': optax.__version__}
+  out = {'python': platform.python_version(), 'jax': jax.__version__,
+         'flax': flax.__version__, 'optax': optax.__version__}
+  for dist in ('jaxlib', 'numpy', 'orbax-checkpoint', 'tensorflow-datasets'):
+    try:
+      out[dist] = importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+      pass
+  return out

@@ -329,3 +329,6 @@ class StreamingTrainStream:
 
   def epoch(self, step: int) -> float:
     return self.order.epoch(step)
+
+
+data.TRAIN_STREAMS[Images] = StreamingTrainStream
