@@ -17,10 +17,11 @@ from tradeoff import attacks
 from tradeoff import configlib
 from tradeoff import data
 from tradeoff import errors
+from tradeoff import evaluators
 from tradeoff import experiment
-from tradeoff import trained
 from tradeoff import provenance
 from tradeoff import train
+from tradeoff import trained
 from tradeoff import workdir as workdir_lib
 from tiny_configs import TINY_CONFIG, tiny_config, validated_config
 
@@ -378,7 +379,7 @@ def _clean_accuracy(exp, state):
 
 def test_a_run_killed_between_evaluations_keeps_the_same_best_checkpoint(tmp_path, monkeypatch):
   clean = train.train_and_evaluate(_validated_config(), str(tmp_path / 'clean'))
-  real = train.accuracy.evaluate_clean_and_robust
+  real = evaluators.accuracy.evaluate_clean_and_robust
   calls = []
 
   wd = str(tmp_path / 'killed')
@@ -394,10 +395,10 @@ def test_a_run_killed_between_evaluations_keeps_the_same_best_checkpoint(tmp_pat
       raise KeyboardInterrupt('killed')
     return real(*args, **kwargs)
 
-  monkeypatch.setattr(train.accuracy, 'evaluate_clean_and_robust', dies_at_step_ten)
+  monkeypatch.setattr(evaluators.accuracy, 'evaluate_clean_and_robust', dies_at_step_ten)
   with pytest.raises(KeyboardInterrupt):
     train.train_and_evaluate(_validated_config(), wd)
-  monkeypatch.setattr(train.accuracy, 'evaluate_clean_and_robust', real)
+  monkeypatch.setattr(evaluators.accuracy, 'evaluate_clean_and_robust', real)
   assert not os.path.exists(os.path.join(wd, 'results.json'))
   resumed = train.train_and_evaluate(_validated_config(), wd)
   assert resumed['resumed_from_step'] == 8

@@ -28,16 +28,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from tradeoff import accuracy
-from tradeoff import attacks
 from tradeoff import data
 from tradeoff import distributed
 from tradeoff import errors
+from tradeoff import evaluators
 from tradeoff import experiment
-from tradeoff import trained
 from tradeoff import losses
 from tradeoff import parallel
 from tradeoff import provenance
+from tradeoff import trained
 from tradeoff import workdir as workdir_lib
 from tradeoff import writers
 
@@ -118,26 +117,6 @@ class _StopSignals:
       signal.signal(s, handler)
 
 
-def _scalars(prefix: str, results: dict) -> dict[str, float]:
-  """The numbers of an evaluation, for metrics.jsonl and TensorBoard."""
-  return {f'{prefix}/{k}': v for k, v in results.items() if isinstance(v, (int, float))}
-
-
-def _best_checkpoint(best: dict, mngr, rstate, final: dict, steps: int, run_eval,
-                     num_devices: int) -> dict:
-  """The kept best checkpoint's record: its step, its validation evaluation, and
-  its test evaluation under the run's evaluation attack (the last step's own
-  when it is the best)."""
-  if best['step'] == steps:
-    test = final
-  else:
-    like = parallel.unreplicate(rstate)
-    state, _ = workdir_lib.restore_checkpoint(mngr, best['step'], like)
-    test = run_eval(parallel.replicate(state, num_devices))
-  return {'step': best['step'], 'selected_by': 'validation robust accuracy',
-          'validation': best['validation'], 'test': test}
-
-
 def train_or_load(config, workdir: str) -> dict:
   """results.json of a finished run with this config, else trains (or resumes) it."""
   results = workdir_lib.finished_results(config, workdir)
@@ -184,7 +163,7 @@ def _train(config, workdir: str, exp: experiment.Experiment, primary: bool, t_st
   distributed.barrier('workdir prepared')
   if not primary:
     workdir_lib.prepare(config, workdir, write=False)
-  cfg, ds, module = exp.config, exp.ds, exp.eval_module  # training uses exp.ctx.module
+  cfg, ds = exp.config, exp.ds   # training uses exp.ctx.module, evaluation exp.eval_module
   num_devices = parallel.local_device_count()
   state, lr_schedule, steps = experiment.initial_state(exp)
   _, k_train, k_eval = experiment.rng_streams(cfg.seed)
@@ -200,55 +179,11 @@ def _train(config, workdir: str, exp: experiment.Experiment, primary: bool, t_st
   warmup_steps = int(cfg.attack.eps_warmup * steps)
   p_train_step = make_p_train_step(losses.get(cfg.loss.name), exp.ctx,
                                    data.get_augmentation(cfg.data.augment), warmup_steps)
-  eval_steps = (accuracy.make_eval_step(module, exp.eval_attack),
-                accuracy.make_eval_step(module, attacks.Attack()))
   stream = data.train_stream(ds, cfg.data.batch_size, cfg.seed,
                              process_index=jax.process_index(),
                              process_count=jax.process_count(),
                              crop_scale=tuple(cfg.data.crop_scale))
-  x_eval, y_eval = experiment.eval_split(cfg, ds)
-  n_train_eval = min(cfg.eval_train_examples, len(ds.y_train))
-
-  def run_eval(st, x=x_eval, y=y_eval, num_robust=cfg.num_robust_eval_examples):
-    return accuracy.evaluate_clean_and_robust(
-        module, exp.eval_attack, st.params, st.model_state, x, y,
-        cfg.data.eval_batch_size, k_eval, num_robust, eval_steps)
-
-  # With a validation split, the checkpoint with the best validation robust
-  # accuracy among the evaluations (every eval_every steps, and the last step) is
-  # kept in best_checkpoint/. Evaluations are deterministic and run before the
-  # checkpoint of their step, so a resumed run makes the same choice.
-  best_mngr = workdir_lib.best_checkpoint_manager(workdir) if ds.y_val is not None else None
-  best = workdir_lib.best_checkpoint_meta(best_mngr) if best_mngr else None
-
-  def validate_and_keep_best(st, done: int) -> dict:
-    nonlocal best
-    val = run_eval(st, ds.x_val, ds.y_val, 0)
-    if best is None or val['robust_accuracy'] > best['validation']['robust_accuracy']:
-      best = {'step': done, 'validation': val}
-      workdir_lib.save_checkpoint(best_mngr, done, jax.device_get(parallel.unreplicate(st)),
-                                  best)
-      best_mngr.wait_until_finished()
-      logging.info('step %d: best validation robust accuracy so far (%.4f); kept in %s',
-                   done, val['robust_accuracy'], workdir_lib.best_checkpoint_dir(workdir))
-    return val
-
-  def periodic_eval(st, done: int, test: bool = True) -> dict:
-    """Test, training-subset and validation evaluations at step `done`, logged."""
-    scalars, out = {}, {}
-    if test:
-      scalars.update(_scalars('eval', run_eval(st)))
-    if n_train_eval:
-      out['train'] = run_eval(st, ds.x_train[:n_train_eval], ds.y_train[:n_train_eval], 0)
-      scalars.update(_scalars('train_eval', out['train']))
-    if best_mngr is not None:
-      out['validation'] = validate_and_keep_best(st, done)
-      scalars.update(_scalars('val', out['validation']))
-    if scalars:
-      writer.write(done, scalars)
-      logging.info('step %d: %s', done, ', '.join(
-          f'{k}={v:.4g}' for k, v in scalars.items() if k.endswith('_accuracy')))
-    return out
+  evals = evaluators.RunEvaluators(exp, workdir, k_eval)
 
   writer = writers.MetricWriter(workdir, tensorboard=cfg.tensorboard, enabled=primary)
   progress = writers.Progress(steps, start_step) if cfg.progress_bar and primary else None
@@ -302,7 +237,7 @@ def _train(config, workdir: str, exp: experiment.Experiment, primary: bool, t_st
       if done % cfg.log_every == 0 or is_ckpt or stopping:
         flush(done)
       if cfg.eval_every > 0 and done % cfg.eval_every == 0 and done != steps:
-        periodic_eval(rstate, done)
+        evals.periodic(rstate, done, writer)
       if is_ckpt or stopping:
         save(done)
       if stopping:
@@ -321,14 +256,10 @@ def _train(config, workdir: str, exp: experiment.Experiment, primary: bool, t_st
     progress.close()
 
   t_eval = time.time()
-  final = run_eval(rstate)
-  writer.write(steps, _scalars('eval', final))
-  last = periodic_eval(rstate, steps, test=False)
-  selection = {}
-  if best_mngr is not None:
-    selection = {'last_checkpoint_validation': last['validation'],
-                 'best_checkpoint': _best_checkpoint(best, best_mngr, rstate, final, steps,
-                                                     run_eval, num_devices)}
+  final = evals.test(rstate)
+  writer.write(steps, evaluators.scalars('eval', final))
+  last = evals.periodic(rstate, steps, writer, test=False)
+  selection = evals.selection(last, rstate, final, steps)
   eval_seconds = time.time() - t_eval
   writer.close()
   results = {

@@ -37,6 +37,7 @@ from absl import flags
 from tradeoff import cli
 from tradeoff import errors
 from tradeoff import provenance
+from tradeoff import workdir as workdir_lib
 from tradeoff.bench import attacks as bench_attacks
 from tradeoff.bench import imagenet as bench_imagenet
 from tradeoff.bench import processes as bench_processes
@@ -143,9 +144,7 @@ def _provenance() -> dict:
 
 def _write(out: dict) -> None:
   if _OUTPUT.value:
-    os.makedirs(os.path.dirname(_OUTPUT.value) or '.', exist_ok=True)
-    with open(_OUTPUT.value, 'w') as f:
-      json.dump(out, f, indent=2)
+    workdir_lib.write_json(_OUTPUT.value, out)
     print(f'wrote {_OUTPUT.value}')
 
 

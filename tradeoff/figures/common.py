@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=g-import-not-at-t
 
 from tradeoff import errors  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 from tradeoff import provenance  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+from tradeoff import workdir as workdir_lib  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def provenance_record(t_start: float) -> dict:
@@ -22,21 +23,22 @@ def provenance_record(t_start: float) -> dict:
 
 
 def write_json(path: str, payload: dict) -> str:
-  """Writes `payload` to `path` whole or not at all (a temporary file, then a rename)."""
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = f'{path}.tmp'
-  with open(tmp, 'w') as f:
-    json.dump(payload, f, indent=1)
-  os.replace(tmp, path)
+  """Writes `payload` to `path` (a local path or a URL) whole or not at all."""
+  workdir_lib.write_json(path, payload, indent=1)
+  return path
+
+
+def write_text(path: str, text: str) -> str:
+  """Writes `text` to `path` whole or not at all."""
+  workdir_lib.write_text(path, text)
   return path
 
 
 def read_json(path: str) -> dict:
-  if not os.path.exists(path):
+  if not workdir_lib.exists(path):
     raise FileNotFoundError(f'{path} not found: run the experiment that writes it first '
                             f'(see `python -m tradeoff.figures --help`).')
-  with open(path) as f:
-    return json.load(f)
+  return json.loads(workdir_lib.read_text(path))
 
 
 def experiment_and_figure(stem: str, results_dir: str, figures_dir: str, plot_only: bool,

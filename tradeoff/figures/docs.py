@@ -381,8 +381,7 @@ def run(docs_dir: str = 'docs', check: bool = False) -> list[str]:
     if new != text:
       stale.append(path)
       if not check:
-        with open(path, 'w') as f:
-          f.write(new)
+        common.write_text(path, new)
   if check and stale:
     raise ValueError(f'Generated tables differ from their result files in {stale}; run '
                      f'`python -m tradeoff.figures docs`.')

@@ -327,7 +327,6 @@ def run(spec, datasets: list[str], results_dir: str, plot_only: bool,
       results.append(common.read_json(path))
   out = os.path.join(results_dir, 'reference_table.md')
   text = tables.reference_table(results)
-  with open(out, 'w') as f:
-    f.write(text)
+  common.write_text(out, text)
   print(text)
   return [out]

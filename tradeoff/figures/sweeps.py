@@ -154,10 +154,8 @@ def run(command: str, results: str, figures_dir: str, where=None) -> list[str]:
   if command == 'table':
     files = [f for f in results.split(',') if f]
     out = os.path.join(figures_dir, 'results', 'table.md')
-    os.makedirs(os.path.dirname(out), exist_ok=True)
     text = table(files, parse_where(where))
-    with open(out, 'w') as f:
-      f.write(text)
+    common.write_text(out, text)
     print(text)
     return [out]
   res = common.read_json(results)
