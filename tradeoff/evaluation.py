@@ -79,6 +79,39 @@ def open_evaluation(config: ml_collections.ConfigDict, workdir: str,
   return Evaluation(run, resolved, ds, attacks.from_config(resolved.eval_attack, ds.bounds))
 
 
+# ---------------------------------------------------------------------------
+# A run's config re-aimed: the evaluation attacks of the accuracy table and the
+# attack-cost benchmark.
+
+def threat_config(workdir: str, norm: str, eps: float, num_examples: int):
+  """The run's config evaluated at (norm, eps): robust accuracy on the first
+  num_examples test images, clean accuracy on all of them."""
+  config = workdir_lib.load_config(workdir)
+  config.eval_attack.norm, config.eval_attack.eps = norm, float(eps)
+  config.num_robust_eval_examples = int(num_examples)
+  config.num_eval_examples = 0
+  return config
+
+
+def strong_pgd_config(workdir: str, norm: str, eps: float, atk_spec):
+  """The run's config with its evaluation attack replaced by the PGD block `atk_spec`
+  (num_steps, restarts, step_scale, num_examples): the accuracy table's attack."""
+  config = threat_config(workdir, norm, eps, atk_spec.num_examples)
+  ea = config.eval_attack
+  ea.num_steps, ea.restarts = int(atk_spec.num_steps), int(atk_spec.restarts)
+  ea.random_start = True
+  ea.step_scale, ea.step_size = float(atk_spec.step_scale), None
+  return config
+
+
+def autoattack_config(workdir: str, norm: str, eps: float, aa_spec):
+  """The run's config with its evaluation attack replaced by AutoAttack."""
+  config = threat_config(workdir, norm, eps, aa_spec.num_examples)
+  config.eval_attack.name = str(aa_spec.name)
+  config.eval_attack.autoattack = ml_collections.ConfigDict(aa_spec.settings.to_dict())
+  return config
+
+
 def cascade_progress(ev, workdir: str, step: int, num_eval: int, variables_sha: str):
   """Where a cascade (AutoAttack) evaluation of `workdir`'s checkpoint `step`
   (whose parameters and model state have digest `variables_sha`) saves its

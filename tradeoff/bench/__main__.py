@@ -73,8 +73,7 @@ _EXAMPLES = flags.DEFINE_integer('num_examples', 1000, 'attacks: first N test im
 def main(argv):
   del argv
   if _SHOW.value:
-    with open(_SHOW.value) as f:
-      print(records.format_record(json.load(f)))
+    print(records.format_record(workdir_lib.read_json(_SHOW.value)))
     return
   if _MODE.value == 'attacks':
     if not _WORKDIR.value:
@@ -137,7 +136,9 @@ def main(argv):
 
 
 def _provenance() -> dict:
-  return {'device': provenance.device_description(), 'host': provenance.host(),
+  """What every record holds: its kind (the mode that wrote it), device, host, code."""
+  return {'kind': _MODE.value,
+          'device': provenance.device_description(), 'host': provenance.host(),
           'commit': provenance.git_commit(),
           'versions': provenance.versions(), 'xla_flags': os.environ.get('XLA_FLAGS', '')}
 

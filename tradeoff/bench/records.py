@@ -2,24 +2,42 @@
 from __future__ import annotations
 
 
-def format_record(out: dict) -> str:
-  """The Markdown (header line + table) of any `python -m tradeoff.bench` record."""
+def _formatters() -> dict:
+  """{record kind: formatter}: the kind is the --mode that wrote the record."""
   # pylint: disable=g-import-not-at-top
   from tradeoff.bench import attacks
   from tradeoff.bench import imagenet
   from tradeoff.bench import processes
   from tradeoff.bench import profile
   from tradeoff.bench import steps
+  return {'attacks': attacks.format_attack_cost, 'processes': processes.format_compare,
+          'pipeline': imagenet.format_pipeline, 'resnet': imagenet.format_resnet,
+          'profile': profile.format_profile, 'layers': steps.format_layers,
+          'steps': steps.format_table}
+
+
+def _kind_of_older_record(out: dict) -> str:
+  """The kind of a record written before records named it, from the fields each
+  mode wrote then (the committed records in figures/results are such)."""
   if 'multi_over_single_images_per_s' in out:
-    return processes.format_compare(out)
+    return 'processes'
   if 'pipeline' in out:
-    return imagenet.format_pipeline(out)
+    return 'pipeline'
   if str(out.get('model', '')).startswith('imagenet_resnet'):
-    return imagenet.format_resnet(out)
+    return 'resnet'
   if 'profile' in out:
-    return profile.format_profile(out)
+    return 'profile'
   if 'autoattack_over_pgd' in out:
-    return attacks.format_attack_cost(out)
+    return 'attacks'
   if 'convolutions' in out:
-    return steps.format_layers(out)
-  return steps.format_table(out)
+    return 'layers'
+  return 'steps'
+
+
+def format_record(out: dict) -> str:
+  """The Markdown (header line + table) of any `python -m tradeoff.bench` record."""
+  kind = out.get('kind') or _kind_of_older_record(out)
+  formatters = _formatters()
+  if kind not in formatters:
+    raise ValueError(f'Benchmark record of unknown kind {kind!r}; known: {sorted(formatters)}.')
+  return formatters[kind](out)

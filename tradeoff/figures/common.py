@@ -12,8 +12,13 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 
 from tradeoff import errors  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+from tradeoff import labels  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 from tradeoff import provenance  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 from tradeoff import workdir as workdir_lib  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+
+# Shared with tradeoff.bench, which does not import the figure modules.
+fmt_eps = labels.fmt_eps
+attack_label = labels.attack_label
 
 
 def provenance_record(t_start: float) -> dict:
@@ -67,20 +72,6 @@ def subplots(*args, **kwargs):
   return plt.subplots(*args, **kwargs)
 
 
-def fmt_eps(eps: float) -> str:
-  """ε for labels: '4/255' for a multiple of 1/255 that has no short decimal form
-  (CIFAR-10's 0.0156863), else the shortest decimal ('0.3')."""
-  short = f'{eps:g}'
-  k = round(eps * 255)
-  if len(short) > 6 and k and abs(eps * 255 - k) < 1e-4:
-    return f'{k}/255'
-  return short
-
-
-_CASCADES = {'autoattack': 'AutoAttack standard', 'autoattack_fast': 'AutoAttack fast',
-             'pgd_shift': 'worst of'}
-
-
 def eval_attack_key(run: dict) -> tuple:
   """What makes two runs' robust accuracies comparable: attack, norm, ε, images."""
   a = run['eval_attack']
@@ -98,30 +89,3 @@ def check_one_eval_attack(runs: list[dict], what: str) -> None:
         + '; '.join(f'{k}: {v}' for k, v in sorted(by_key.items(), key=str))
         + f'. {what} needs one: train them at one evaluation ε and re-evaluate them '
         f'(python -m tradeoff.figures reevaluate).')
-
-
-def attack_label(atk: dict) -> str:
-  """An evaluation attack's record (its describe()) in a few words: 'PGD-20 × 2
-  restarts', 'APGD-CE-100', 'FAB-T9-100', 'Square-5000', 'AutoAttack standard
-  (APGD-CE-100, APGD-T9-100, FAB-T9-100, Square-5000)'."""
-  name = atk['name']
-  if 'stages' in atk:
-    return (f"{_CASCADES.get(name, name)} ("
-            + ', '.join(attack_label(s) for s in atk['stages']) + ')')
-  steps = atk.get('num_steps', 0)
-  if name.startswith('pgd'):   # PGD's records name it pgd<steps>
-    return f"PGD-{steps} × {atk['restarts']} restart{'s' if atk['restarts'] != 1 else ''}"
-  restarts = f" × {atk['restarts']}" if atk.get('restarts', 1) > 1 else ''
-  if name.startswith('apgd_t'):
-    return f"APGD-T{name[6:]}-{steps}{restarts}"
-  if name.startswith('apgd_'):
-    return f"APGD-{name[5:].upper()}-{steps}{restarts}"
-  if name.startswith('fab_t'):
-    return f"FAB-T{name[5:]}-{steps}{restarts}"
-  if name == 'square':
-    return f"Square-{steps}{restarts}"
-  if name == 'fgsm':
-    return 'FGSM'
-  if name == 'feature_shift':
-    return 'Theorem 2.1 shift'
-  return name

@@ -207,7 +207,8 @@ def reevaluated_runs(path: str, digits: str = '1') -> str:
 @generator('attack_cost')
 def attack_cost(path: str) -> str:
   """`python -m tradeoff.bench --mode=attacks`: AutoAttack's cost against PGD-100 × 5."""
-  return tables.attack_cost_table(common.read_json(path))
+  from tradeoff.bench import attacks  # pylint: disable=g-import-not-at-top
+  return attacks.attack_cost_table(common.read_json(path))
 
 
 def _reference_results(results_dir: str) -> list[dict]:

@@ -46,44 +46,14 @@ import os
 import time
 
 import jax
-import ml_collections
 
 from tradeoff import evaluation
-from tradeoff import workdir as workdir_lib
 from tradeoff.figures import common
 from tradeoff.figures import evaluations
 from tradeoff.figures import specs
 from tradeoff.figures import tables
 
 DEFAULT_SPEC = 'configs/figures/reference_models.py'
-
-
-def _threat_config(workdir: str, norm: str, eps: float, num_examples: int):
-  """The run's config evaluated at (norm, eps): robust accuracy on the first
-  num_examples test images, clean accuracy on all of them."""
-  config = workdir_lib.load_config(workdir)
-  config.eval_attack.norm, config.eval_attack.eps = norm, float(eps)
-  config.num_robust_eval_examples = int(num_examples)
-  config.num_eval_examples = 0
-  return config
-
-
-def strong_eval_config(workdir: str, norm: str, eps: float, atk_spec):
-  """The run's config with its evaluation attack replaced by the reference attack."""
-  config = _threat_config(workdir, norm, eps, atk_spec.num_examples)
-  ea = config.eval_attack
-  ea.num_steps, ea.restarts = int(atk_spec.num_steps), int(atk_spec.restarts)
-  ea.random_start = True
-  ea.step_scale, ea.step_size = float(atk_spec.step_scale), None
-  return config
-
-
-def autoattack_config(workdir: str, norm: str, eps: float, aa_spec):
-  """The run's config with its evaluation attack replaced by AutoAttack."""
-  config = _threat_config(workdir, norm, eps, aa_spec.num_examples)
-  config.eval_attack.name = str(aa_spec.name)
-  config.eval_attack.autoattack = ml_collections.ConfigDict(aa_spec.settings.to_dict())
-  return config
 
 
 def _with_autoattack(row: dict, aa_spec) -> dict:
@@ -102,7 +72,7 @@ def _with_autoattack(row: dict, aa_spec) -> dict:
     if not os.path.exists(os.path.join(wd, 'results.json')):
       return {k: v for k, v in row.items() if k != 'autoattack'}
     res = evaluation.evaluate_checkpoint(
-        autoattack_config(wd, row['threat_norm'], row['threat_eps'], aa_spec), wd)
+        evaluation.autoattack_config(wd, row['threat_norm'], row['threat_eps'], aa_spec), wd)
     jax.clear_caches()
   logging.info('%s %s %s ε=%g: AutoAttack (%s) %.4f', row['dataset'], row['role'],
                row['threat_norm'], row['threat_eps'], want['name'], res['robust_accuracy'])
@@ -133,7 +103,7 @@ def unfinished_autoattack(row: dict, aa_spec) -> dict | None:
   if not os.path.exists(os.path.join(wd, 'results.json')):
     return None
   got = evaluation.cascade_progress_of(
-      autoattack_config(wd, row['threat_norm'], row['threat_eps'], aa_spec), wd)
+      evaluation.autoattack_config(wd, row['threat_norm'], row['threat_eps'], aa_spec), wd)
   jax.clear_caches()
   if got is None:
     return None
@@ -269,7 +239,7 @@ def _pgd_row(spec, dataset, earlier, role, wd, norm, eps, commit) -> dict:
     eval_commit = train_results['commit']
   else:
     res = evaluation.evaluate_checkpoint(
-        strong_eval_config(wd, norm, eps, spec.reference_attack), wd)
+        evaluation.strong_pgd_config(wd, norm, eps, spec.reference_attack), wd)
     jax.clear_caches()
     eval_commit = commit
   logging.info('%s %s %s ε=%g: clean %.4f robust %.4f', dataset, role, norm, eps,

@@ -1,21 +1,12 @@
 """Markdown tables: the one writer behind every table the figure commands and docs print."""
 from __future__ import annotations
 
-from typing import Sequence
-
+from tradeoff import labels
 from tradeoff.figures import common
 
-
-def markdown(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-  """A GitHub-flavoured markdown table, one line per row, ending with a newline."""
-  lines = ['| ' + ' | '.join(map(str, header)) + ' |', '|' + '---|' * len(header)]
-  lines += ['| ' + ' | '.join(map(str, row)) + ' |' for row in rows]
-  return '\n'.join(lines) + '\n'
-
-
-def pct(x: float | None, digits: int = 1) -> str:
-  """0.9859 -> '98.6 %' ('–' for None)."""
-  return '–' if x is None else f'{100 * x:.{digits}f} %'
+# Shared with tradeoff.bench, which does not import the figure modules.
+markdown = labels.markdown
+pct = labels.pct
 
 
 def _params(n) -> str:
@@ -75,20 +66,6 @@ def _stopped(u: dict) -> str:
     return 'all stages done'
   targets = f" after {u['targets_done']} targets" if u['targets_done'] else ''
   return f"stopped in {u['stages'][i]}{targets}"
-
-
-def attack_cost_table(res: dict) -> str:
-  """`python -m tradeoff.bench --mode=attacks`: each attack's robust accuracy and time."""
-  pgd, aa = res['evaluations']['pgd'], res['evaluations']['autoattack']
-  rows = [[common.attack_label(pgd['eval_attack']), '–', pct(pgd['robust_accuracy'], 2),
-           f"{pgd['robust_time_s']:.0f} s", '1.00']]
-  for s in aa['robust_accuracy_by_stage']:
-    rows.append([f"AutoAttack stage {s['attack']}", s['attacked_points'],
-                 pct(s['robust_accuracy'], 2), f"{s['wall_time_s']:.0f} s",
-                 f"{s['wall_time_s'] / res['pgd_time_s']:.2f}"])
-  rows.append([common.attack_label(aa['eval_attack']), '–', pct(aa['robust_accuracy'], 2),
-               f"{res['autoattack_time_s']:.0f} s", f"{res['autoattack_over_pgd']:.2f}"])
-  return markdown(['attack', 'attacked points', 'robust acc.', 'time', '× PGD time'], rows)
 
 
 def autoattack_stages_table(results: list[dict]) -> str:
