@@ -268,3 +268,37 @@ def test_a_cascade_evaluations_progress_file_is_named_by_what_it_evaluates(tmp_p
             path(exp(), sha=trained.variables_digest(retrained, {}))]
   assert base not in others and len(set(others)) == len(others)
   assert evaluation.cascade_progress(exp(attack='apgd'), str(tmp_path), 100, 10000, sha) is None
+
+
+@pytest.mark.parametrize('name', ['autoattack_fast', 'autoattack'])
+def test_a_model_with_fewer_classes_than_targets_gets_every_other_class_as_a_target(name):
+  """5 classes, default 9 targets, ε = 1e-6 (nothing can change a prediction): the
+  robust accuracy is the clean accuracy. Out-of-range targets made the iterates NaN,
+  which counted as adversarial (robust accuracy 0)."""
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from tradeoff import accuracy  # pylint: disable=g-import-not-at-top
+  from tradeoff import configlib  # pylint: disable=g-import-not-at-top
+  settings = configlib.autoattack_config()
+  settings.update(apgd_steps=5, fab_steps=5, square_queries=20)
+  block = ml_collections.ConfigDict({'name': name, 'norm': 'linf', 'eps': 1e-6, 'num_steps': 5,
+                                     'restarts': 1, 'autoattack': settings})
+  cascade = attacks.from_config(block, (0.0, 1.0), num_classes=5)
+  assert [s.describe()['name'] for s in cascade.stages][1] == 'apgd_t4'
+  module = models.build(ml_collections.ConfigDict({'name': 'linear', 'num_outputs': 0,
+                                                   'normalize': False, 'keep_features': ()}),
+                        5, (0.0,), (1.0,))
+  x = jax.random.uniform(jax.random.key(0), (40, 4, 4, 1))   # images: Square needs them
+  params = module.init(jax.random.key(1), x[:1])['params']
+  y = np.asarray(models.predict(module.apply({'params': params}, x)))   # all correct
+  n = jax.local_device_count()
+  res = accuracy.evaluate_clean_and_robust(
+      module, cascade, jax.tree.map(lambda a: np.stack([a] * n), params), {}, np.asarray(x), y,
+      20 * n,
+      jax.random.key(2))
+  assert res['clean_accuracy'] == 1.0 and res['robust_accuracy'] == 1.0
+  # Built without the class count, a cascade with too many targets is refused, not run.
+  with pytest.raises(errors.UserError, match='model has 5 classes'):
+    accuracy.evaluate_clean_and_robust(
+        module, attacks.from_config(block, (0.0, 1.0)),
+        jax.tree.map(lambda a: np.stack([a] * n), params), {}, np.asarray(x), y, 20 * n,
+        jax.random.key(2))

@@ -20,6 +20,7 @@ import numpy as np
 
 from tradeoff import attacks
 from tradeoff import data
+from tradeoff import errors
 from tradeoff import models
 from tradeoff import objectives
 from tradeoff import parallel
@@ -230,6 +231,11 @@ class CascadeProgress:
           pass
 
 
+def num_classes(module: nn.Module) -> int:
+  """The classes a model tells apart: its outputs, or 2 for a single logit."""
+  return max(int(module.num_outputs), 2)
+
+
 def num_attacked(num_robust: int, num_examples: int) -> int:
   """How many of the first examples a cascade attacks: num_robust (all for <= 0)."""
   return num_examples if num_robust <= 0 else min(num_robust, num_examples)
@@ -267,6 +273,11 @@ def _evaluate_cascade(module, cascade, params, model_state, x, y, batch_size, rn
     # A targeted stage runs one target at a time, each on the points still robust.
     split = stage.per_target() if hasattr(stage, 'per_target') else None
     one, count = split or (stage, 1)
+    if split is not None and count > num_classes(module) - 1:
+      raise errors.UserError(
+          f'{stage.describe()["name"]}: {count} targets, but the model has '
+          f'{num_classes(module)} classes (at most {num_classes(module) - 1} targets); build '
+          f'the attack with attacks.from_config(..., num_classes=...).')
     step = make_robust_step(module, one, targeted=split is not None)
     attacked = (saved['attacked_points'] if saved and i == start_stage and start_part
                 else int(robust.sum()))

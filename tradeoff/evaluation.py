@@ -76,7 +76,8 @@ def open_evaluation(config: ml_collections.ConfigDict, workdir: str,
     raise errors.UserError(f'data {resolved.data.name!r} (classes {tuple(resolved.data.classes)}'
                            f') has {ds.num_classes} classes; the model in {workdir} has '
                            f'{run.num_classes}.')
-  return Evaluation(run, resolved, ds, attacks.from_config(resolved.eval_attack, ds.bounds))
+  return Evaluation(run, resolved, ds, attacks.from_config(resolved.eval_attack, ds.bounds,
+                                                           num_classes=run.num_classes))
 
 
 # ---------------------------------------------------------------------------

@@ -196,7 +196,7 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
   eval_module = module if eval_cfg.dtype == resolved.model.dtype else models.build(
       eval_cfg, ds.num_classes, ds.mean, ds.std, bn_axis_name=parallel.AXIS)
   train_attack = attacks.from_config(resolved.attack, ds.bounds)
-  eval_attack = attacks.from_config(resolved.eval_attack, ds.bounds)
+  eval_attack = attacks.from_config(resolved.eval_attack, ds.bounds, num_classes=ds.num_classes)
   ctx = losses.Context(module=module, attack=train_attack, config=resolved.loss)
   return Experiment(resolved, ds, module, train_attack, eval_attack, ctx, eval_module)
 

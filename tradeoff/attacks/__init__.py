@@ -14,6 +14,8 @@
 Every attack keeps ‖x_adv − x‖ ≤ ε and x_adv inside the input box, and its output
 is not differentiated (`lax.stop_gradient`, Danskin's theorem; see losses.py).
 """
+import logging
+
 from tradeoff.attacks.pgd import ATTACK_LOSSES
 from tradeoff.attacks.pgd import Attack
 from tradeoff.attacks.pgd import NORMS
@@ -38,15 +40,32 @@ NAMES = ('pgd', 'apgd_ce', 'apgd_dlr', 'apgd_t', 'fab_t', 'square', 'autoattack'
          'autoattack_fast', 'feature_shift', 'pgd_shift')
 
 
-def autoattack(norm: str, eps: float, settings, bounds, fast: bool = False) -> Cascade:
-  """AutoAttack's cascade from an `autoattack` settings group (configlib.autoattack_config)."""
+def num_targets(targets: int, num_classes: int | None, name: str) -> int:
+  """How many target classes a targeted attack takes: `targets`, or every class but
+  the true one when the model has fewer (as the reference AutoAttack does, with a
+  warning); unchanged when num_classes is not known."""
+  if num_classes is None or targets <= num_classes - 1:
+    return targets
+  logging.warning('%s: targets=%d, but the model has %d classes; using the %d other classes '
+                  'as targets.', name, targets, num_classes, num_classes - 1)
+  return max(num_classes - 1, 1)
+
+
+def autoattack(norm: str, eps: float, settings, bounds, fast: bool = False,
+               num_classes: int | None = None) -> Cascade:
+  """AutoAttack's cascade from an `autoattack` settings group (configlib.autoattack_config).
+
+  num_classes: the model's; the targeted stages take min(targets, num_classes - 1)
+  targets (their names say how many).
+  """
   s = settings
   apgd = dict(norm=norm, eps=eps, num_steps=int(s.apgd_steps), restarts=int(s.apgd_restarts),
               bounds=bounds)
-  stages = [APGD(loss='ce', **apgd), APGD(targets=int(s.targets), **apgd)]
+  targets = num_targets(int(s.targets), num_classes, 'autoattack')
+  stages = [APGD(loss='ce', **apgd), APGD(targets=targets, **apgd)]
   if not fast:
     stages.append(FAB(norm=norm, eps=eps, num_steps=int(s.fab_steps),
-                      restarts=int(s.fab_restarts), targets=int(s.targets),
+                      restarts=int(s.fab_restarts), targets=targets,
                       alpha_max=float(s.fab_alpha_max), eta=float(s.fab_eta),
                       beta=float(s.fab_beta), bounds=bounds))
     stages.append(Square(norm=norm, eps=eps, num_queries=int(s.square_queries),
@@ -55,8 +74,12 @@ def autoattack(norm: str, eps: float, settings, bounds, fast: bool = False) -> C
   return Cascade('autoattack_fast' if fast else 'autoattack', tuple(stages))
 
 
-def from_config(block, bounds):
-  """The attack of a resolved attack block (configlib.resolve), by block.name."""
+def from_config(block, bounds, num_classes: int | None = None):
+  """The attack of a resolved attack block (configlib.resolve), by block.name.
+
+  num_classes: the model's number of classes, when known; targeted attacks take at
+  most num_classes - 1 targets.
+  """
   name = block.get('name', 'pgd')
   registry.check_choice('attack name', name, NAMES)
   if name == 'pgd':
@@ -69,10 +92,11 @@ def from_config(block, bounds):
       return shift
     return Cascade(name, (Attack.from_config(block, bounds), shift))
   if name.startswith('autoattack'):
-    return autoattack(block.norm, eps, block.autoattack, bounds, fast=name == 'autoattack_fast')
+    return autoattack(block.norm, eps, block.autoattack, bounds, fast=name == 'autoattack_fast',
+                      num_classes=num_classes)
   common = dict(norm=block.norm, eps=eps, num_steps=int(block.num_steps),
                 restarts=int(block.restarts), bounds=bounds)
-  targets = int(block.get('targets', 9))
+  targets = num_targets(int(block.get('targets', 9)), num_classes, name)
   if name == 'apgd_ce':
     return APGD(loss='ce', **common)
   if name == 'apgd_dlr':

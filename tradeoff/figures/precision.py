@@ -32,11 +32,11 @@ from tradeoff.figures import sanity
 DTYPES = ('float32', 'bfloat16')
 
 
-def _attacks(cfg, bounds) -> dict:
+def _attacks(cfg, bounds, num_classes: int) -> dict:
   ev = cfg.eval_attack
   apgd = ml_collections.ConfigDict({'name': 'apgd_ce', 'norm': ev.norm, 'eps': float(ev.eps),
                                     'num_steps': 100, 'restarts': 1})
-  return {'eval_attack': attacks.from_config(ev, bounds),
+  return {'eval_attack': attacks.from_config(ev, bounds, num_classes=num_classes),
           'apgd_ce': attacks.from_config(apgd, bounds)}
 
 
@@ -51,7 +51,7 @@ def precision_experiment(workdir: str, num_examples: int = 1000) -> dict:
     batch = exp.config.data.eval_batch_size
     clean = accuracy.robust_mask(accuracy.make_robust_step(exp.eval_module, attacks.Attack()),
                                  r.params, r.model_state, r.x, y, batch, r.rng)
-    for name, atk in _attacks(exp.config, exp.ds.bounds).items():
+    for name, atk in _attacks(exp.config, exp.ds.bounds, exp.ds.num_classes).items():
       step = accuracy.make_robust_step(exp.eval_module, atk)
       ok = accuracy.robust_mask(step, r.params, r.model_state, r.x, y, batch, r.rng)
       rows.setdefault(name, {'attack': atk.describe()})[dtype] = {

@@ -62,7 +62,8 @@ def checks(grid: list[dict], num_examples: int, tolerance: int = 1) -> dict:
           'passed': monotone and reaches_zero and not masked}
 
 
-def white_box_attack(name: str, norm: str, eps: float, apgd_steps: int, bounds):
+def white_box_attack(name: str, norm: str, eps: float, apgd_steps: int, bounds,
+                     num_classes: int | None = None):
   """The white-box attack of the checks: `name` in WHITE_BOXES, APGD at `apgd_steps`."""
   registry.check_choice('sanity white box', name, WHITE_BOXES)
   settings = configlib.autoattack_config()
@@ -70,7 +71,7 @@ def white_box_attack(name: str, norm: str, eps: float, apgd_steps: int, bounds):
   block = ml_collections.ConfigDict({'name': name, 'norm': norm, 'eps': eps,
                                      'num_steps': apgd_steps, 'restarts': 1,
                                      'autoattack': settings})
-  return attacks.from_config(block, bounds)
+  return attacks.from_config(block, bounds, num_classes=num_classes)
 
 
 def sanity_experiment(workdir: str, num_examples: int = 500, apgd_steps: int = 100,
@@ -87,7 +88,8 @@ def sanity_experiment(workdir: str, num_examples: int = 500, apgd_steps: int = 1
   grid_eps = sorted({min(m * eps0, largest) for m in EPS_MULTIPLES} | {largest})
   grid = []
   for eps in grid_eps:
-    white = white_box_attack(white_box, norm, eps, apgd_steps, exp.ds.bounds)
+    white = white_box_attack(white_box, norm, eps, apgd_steps, exp.ds.bounds,
+                             exp.ds.num_classes)
     row = {'eps': eps, 'white_box_attack': white.describe()}
     res = accuracy.evaluate_clean_and_robust(exp.eval_module, white, params, model_state, x, y,
                                              cfg.data.eval_batch_size, rng)
