@@ -102,3 +102,52 @@ def test_square_passes_no_gradient(norm, eps):
   atk = attacks.Square(norm=norm, eps=eps, num_queries=5)
   grad = jax.grad(lambda a: jnp.sum(atk(logits_fn, a, y[:8], jax.random.key(0))))(x[:8])
   np.testing.assert_array_equal(grad, 0.0)
+
+
+def _reference_l2_update(delta, vh, vw, vh2, vw2, s, block, eps):
+  """The reference implementation's ℓ2 update (fra31/auto-attack square.py, after
+  its 2021 'small fix square l2'), transcribed to NumPy on NCHW arrays."""
+  c = delta.shape[1]
+  delta = delta.copy()
+  lp = lambda d: np.sqrt((d ** 2).sum(axis=(1, 2, 3), keepdims=True))
+  norms_window_1 = np.sqrt((delta[:, :, vh:vh + s, vw:vw + s] ** 2).sum(axis=(-2, -1),
+                                                                         keepdims=True))
+  mask = np.zeros_like(delta)
+  mask[:, :, vh:vh + s, vw:vw + s] = 1.0
+  mask[:, :, vh2:vh2 + s, vw2:vw2 + s] = 1.0
+  norms_image, norms_windows = lp(delta), lp(delta * mask)
+  new = block + delta[:, :, vh:vh + s, vw:vw + s] / (1e-12 + norms_window_1)
+  new = new / (1e-12 + np.sqrt((new ** 2).sum(axis=(-2, -1), keepdims=True))) * np.sqrt(
+      np.maximum(eps ** 2 - norms_image ** 2, 0.0) / c + norms_windows ** 2)
+  delta[:, :, vh2:vh2 + s, vw2:vw2 + s] = 0.0
+  delta[:, :, vh:vh + s, vw:vw + s] = new
+  return delta
+
+
+@pytest.mark.parametrize('shrink', [1.0, 0.3])   # δ on the sphere, and well inside it
+def test_l2_update_is_the_reference_on_three_channel_images(shrink):
+  """On colour images the window norms are per channel: with one channel the
+  per-channel and all-channel forms coincide, so this test uses three, with
+  channels of very different size."""
+  rng = np.random.default_rng(0)
+  b, h, w, c, s, eps = 2, 8, 8, 3, 3, 1.5
+  delta = rng.normal(size=(b, h, w, c)) * np.array([1.0, 0.1, 3.0])
+  delta *= shrink * eps / np.sqrt((delta ** 2).sum(axis=(1, 2, 3), keepdims=True))
+  (vh, vw), (vh2, vw2) = (1, 4), (5, 0)
+  block = square.pseudo_gaussian(s)[None, None] * rng.choice([-1.0, 1.0], size=(b, c, 1, 1))
+  want = _reference_l2_update(delta.transpose(0, 3, 1, 2), vh, vw, vh2, vw2, s, block, eps)
+
+  def window(r, q):
+    m = np.zeros((b, h, w, 1), bool)
+    m[:, r:r + s, q:q + s] = True
+    return m
+  in1 = window(vh, vw)
+  placed = np.zeros((b, h, w, c))
+  placed[:, vh:vh + s, vw:vw + s, :] = block.transpose(0, 2, 3, 1)
+  got = square.l2_window_update(jnp.asarray(delta, jnp.float32), in1, window(vh2, vw2),
+                                jnp.asarray(placed, jnp.float32), eps)
+  np.testing.assert_allclose(np.asarray(got), want.transpose(0, 2, 3, 1), rtol=2e-5, atol=2e-6)
+  # Every channel of the new window gets the same norm, the budget; with the
+  # all-channel window norm (the form before the fix) they would follow δ's channels.
+  per_channel = np.sqrt((np.asarray(got)[:, vh:vh + s, vw:vw + s, :] ** 2).sum(axis=(1, 2)))
+  np.testing.assert_allclose(per_channel, per_channel[:, :1] * np.ones((1, c)), rtol=1e-5)

@@ -195,6 +195,33 @@ def window_pattern(inside, u, v, s, table):
   return out / (ball.per_example_norm(out) + 1e-12)
 
 
+def l2_window_update(delta, in1, in2, block, eps):
+  """The ℓ2 Square Attack's proposal (the reference's update, with its 2021 per-channel
+  window norm): in window 1, the fresh block plus the old window content rescaled to
+  unit norm, each channel separately; window 2 emptied; the window's new content
+  given, again per channel, the norm sqrt(max(ε² − ‖δ‖², 0) / C + ‖δ on both windows‖²).
+
+  Args:
+    delta: f32[B, H, W, C] the current perturbation x_best − x.
+    in1: bool[B, H, W, 1] window 1 (the new block's).
+    in2: bool[B, H, W, 1] window 2 (emptied).
+    block: f32[B, H, W, C] the fresh block, unit ℓ2 norm per channel, 0 outside window 1.
+    eps: the radius.
+
+  Returns:
+    The proposed perturbation f32[B, H, W, C] (before it is scaled onto the ε-sphere).
+  """
+  c = delta.shape[-1]
+  per_channel = lambda d: jnp.sqrt(jnp.sum(jnp.square(d), axis=(1, 2), keepdims=True))
+  old = jnp.where(in1, delta, 0.0)
+  new = block + old / (per_channel(old) + 1e-12)
+  norm_image = ball.per_example_norm(delta)
+  norm_windows = ball.per_example_norm(jnp.where(in1 | in2, delta, 0.0))
+  budget = jnp.sqrt(jnp.maximum(eps ** 2 - norm_image ** 2, 0.0) / c + norm_windows ** 2)
+  new = new / (per_channel(new) + 1e-12) * budget
+  return jnp.where(in1, new, jnp.where(in2, 0.0, delta))
+
+
 def _square_l2(logits_fn, x, y, rng, atk: Square):
   """One ℓ2 run: (x_adv, success bool[B])."""
   b, h, w, c = x.shape
@@ -232,16 +259,8 @@ def _square_l2(logits_fn, x, y, rng, atk: Square):
     flip = jax.random.bernoulli(k_flip, 0.5, (b, 1, 1, 1))
     u, v = jnp.where(flip, v, u), jnp.where(flip, u, v)
     pattern = window_pattern(in1, u, v, s, table)
-    delta = x_best - x
-    per_channel = lambda d: jnp.sqrt(jnp.sum(jnp.square(d), axis=(1, 2), keepdims=True))
-    old = jnp.where(in1, delta, 0.0)
     sign = jax.random.choice(k_sign, jnp.array([-1.0, 1.0]), (b, 1, 1, c))
-    new = pattern * sign + old / (per_channel(old) + 1e-12)
-    norm_image = ball.per_example_norm(delta)
-    norm_windows = ball.per_example_norm(jnp.where(in1 | in2, delta, 0.0))
-    budget = jnp.sqrt(jnp.maximum(eps ** 2 - norm_image ** 2, 0.0) / c + norm_windows ** 2)
-    new = new / (per_channel(new) + 1e-12) * budget
-    delta = jnp.where(in1, new, jnp.where(in2, 0.0, delta))
+    delta = l2_window_update(x_best - x, in1, in2, pattern * sign, eps)
     x_new = ball.project(x + eps * unit(delta), x, 'l2', eps, atk.bounds)
     return _keep_better(x_new, -objectives.margin(logits_fn(x_new), y), x_best, m_best)
 
