@@ -7,6 +7,7 @@ the datasets are prepared once into .data/ (ignored by git); otherwise tests
 that need real data are skipped, except under CI=true, where they fail. Their
 decoded arrays are cached in .data/array_cache for every test process.
 """
+import fcntl
 import os
 import subprocess
 import sys
@@ -48,14 +49,19 @@ def _prepared(data_dir, name):
 
 
 def _data_dir(name: str) -> str:
-  """A tfds data dir holding `name`, preparing it from the offline kit if needed."""
+  """A tfds data dir holding `name`, preparing it from the offline kit if needed
+  (once: the test processes take turns, so two workers never prepare it twice)."""
   local = LOCAL_DATA + ('_cifar10_jpeg75' if name == 'cifar10' else '')
   for candidate in (os.environ.get('TFDS_DATA_DIR', ''), local):
     if _prepared(candidate, name):
       return candidate
   if os.path.exists(KIT):
-    subprocess.run([sys.executable, KIT, LOCAL_DATA, '--datasets', name], check=True,
-                   stdout=subprocess.DEVNULL)
+    os.makedirs(_CACHE, exist_ok=True)
+    with open(os.path.join(_CACHE, f'prepare_{name}.lock'), 'w') as lock:
+      fcntl.flock(lock, fcntl.LOCK_EX)   # released when the file is closed
+      if not _prepared(local, name):
+        subprocess.run([sys.executable, KIT, LOCAL_DATA, '--datasets', name], check=True,
+                       stdout=subprocess.DEVNULL)
     if _prepared(local, name):
       return local
   msg = f'tfds dataset {name!r} not found and no offline kit at {KIT}'

@@ -17,7 +17,71 @@ import tiny_models
 def test_checkpoints_are_the_papers():
   # p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.06), w_j = ⌈p_j·N⌉.
   assert apgd.checkpoints(100) == [22, 41, 57, 70, 80, 87, 93, 99]
-  assert all(0 < k < 20 for k in apgd.checkpoints(20))
+  # the reference's counter also checks a window that ends with the last step
+  assert apgd.checkpoints(20) == [4, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]
+
+
+def test_apgd_evaluates_the_start_and_every_step_and_reaches_every_checkpoint():
+  """The reference: the initial point plus num_steps steps, num_steps + 1 gradient
+  evaluations; the checkpoint after step 99 of 100 happens (a halving there is seen
+  in the step the 100th iteration takes)."""
+  calls = []
+
+  def logits_fn(z):
+    jax.debug.callback(lambda: calls.append(1))
+    return z @ jnp.ones((3, 4)) * jnp.arange(4.0)
+
+  x = jnp.full((2, 3), 0.5)
+  atk = attacks.APGD(eps=0.1, num_steps=100, bounds=(0.0, 1.0))
+  jax.block_until_ready(atk(logits_fn, x, jnp.array([3, 3]), jax.random.key(0)))
+  assert len(calls) == 101
+  calls.clear()
+  jax.block_until_ready(attacks.APGD(eps=0.1, num_steps=7, bounds=(0.0, 1.0))(
+      logits_fn, x, jnp.array([3, 3]), jax.random.key(0)))
+  assert len(calls) == 8
+
+
+def test_apgd_halves_its_step_to_reach_an_optimum_inside_the_ball():
+  """A loss whose maximum lies inside the ball: sign steps of the initial size 2ε
+  only jump between faces, so APGD gets close only by halving its step (at the
+  checkpoints where the loss oscillates) and going on from its best point."""
+  eps, num_steps = 0.3, 100
+  x = jnp.full((4, 16), 0.5)
+  target = x + 0.37 * eps * jnp.linspace(-1, 1, 16)     # inside the ℓ∞ ball, off the grid
+  def loss_fn(logits):
+    return -jnp.sum(jnp.square(logits - target), axis=-1)
+  _, _, best = apgd._apgd(loss_fn, lambda z: z, x, jnp.zeros(4, jnp.int32),  # pylint: disable=protected-access
+                          jax.random.key(0), attacks.APGD(eps=eps, num_steps=num_steps,
+                                                          bounds=(0.0, 1.0)))
+  # The best point's squared distance to the optimum, summed over 16 coordinates:
+  # below that of being 2ε/64 off in each (six halvings); a run that never halves
+  # its step of 2ε = 0.6 stays a sizeable fraction of ε off.
+  assert float(jnp.min(best)) > -16 * (2 * eps / 2 ** 6) ** 2
+
+
+def test_dlr_of_fixed_logits():
+  z = jnp.array([[5.0, 3.0, 2.0, 1.0, 0.0], [1.0, 4.0, 2.0, 0.5, 0.0]])
+  y = jnp.array([0, 0])
+  # untargeted: −(z_y − max_{i≠y} z_i) / (z_π1 − z_π3)
+  np.testing.assert_allclose(apgd.dlr(z, y), [-(5 - 3) / (5 - 2), -(1 - 4) / (4 - 1)],
+                             rtol=1e-6)
+  # targeted towards t: −(z_y − z_t) / (z_π1 − (z_π3 + z_π4) / 2)
+  t = jnp.array([1, 2])
+  np.testing.assert_allclose(apgd.targeted_dlr(z, y, t),
+                             [-(5 - 3) / (5 - 1.5), -(1 - 2) / (4 - 0.75)], rtol=1e-6)
+
+
+def test_apgd_t_with_one_target_takes_the_class_ranked_second():
+  """Four classes whose logits at x rank 0 > 1 > 2 > 3; within ε only class 1 can
+  overtake class 0 (classes 2 and 3 need far more). APGD-T with one target must
+  attack class 1 and succeed; taking a target from the bottom of the ranking fails."""
+  w = jnp.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])   # logits: x0, x1, const, const
+  b = jnp.array([0.0, 0.0, -2.0, -3.0])
+  logits_fn = lambda z: z @ w + b
+  x = jnp.array([[0.6, 0.5]])
+  atk = attacks.APGD(eps=0.1, targets=1, num_steps=20, bounds=(0.0, 1.0))
+  x_adv = atk(logits_fn, x, jnp.array([0]), jax.random.key(0))
+  assert int(jnp.argmax(logits_fn(x_adv), -1)[0]) == 1
 
 
 def test_dlr_is_invariant_to_shifting_and_scaling_the_logits():

@@ -284,7 +284,7 @@ def test_sanity_command_attacks_a_run_over_an_eps_grid(smoke_models):
              for g in res['grid'])
   # The white box is AutoAttack's gradient stages: APGD-CE, then APGD-T on what it left.
   white = res['grid'][0]['white_box_attack']
-  assert res['white_box'] == white['name'] == 'autoattack_fast'
+  assert res['white_box'] == 'autoattack_fast' and white['name'] == 'autoattack_fast_custom'
   assert [st['name'] for st in white['stages']] == ['apgd_ce', 'apgd_t9']
   assert all(st['num_steps'] == 5 for st in white['stages'])
   for g in res['grid']:

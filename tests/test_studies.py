@@ -85,7 +85,7 @@ def test_reevaluation_replaces_robust_numbers_keeps_the_old_and_is_not_repeated(
   out = reevaluate.reevaluate(collected, 'autoattack_fast', settings=settings)
   std, rob = out['runs']
   assert std == collected['runs'][0]                       # ε = 0: as it was
-  assert rob['eval_attack']['name'] == 'autoattack_fast'
+  assert rob['eval_attack']['name'] == 'autoattack_fast_custom'   # 10 APGD steps, not 100
   assert rob['previous_evaluation']['robust_accuracy'] == collected['runs'][1]['robust_accuracy']
   assert rob['previous_evaluation']['eval_attack']['name'].startswith('pgd')
   assert [s['attack'] for s in rob['reevaluation']['robust_accuracy_by_stage']] == [

@@ -33,7 +33,8 @@ from tradeoff import registry
 
 # eval_attack.name -> what it builds. autoattack is AutoAttack's standard version
 # (APGD-CE, APGD-T, FAB-T, Square), autoattack_fast its first two stages; both take
-# their settings from the block's `autoattack` group. feature_shift is the §2
+# their settings from the block's `autoattack` group, and a result names itself
+# autoattack[_fast]_custom when those are not the standard ones (is_standard). feature_shift is the §2
 # distribution's Theorem 2.1 adversary, pgd_shift the per-example worst case of the
 # block's PGD and it (for models on that distribution, where PGD can fail).
 NAMES = ('pgd', 'apgd_ce', 'apgd_dlr', 'apgd_t', 'fab_t', 'square', 'autoattack',
@@ -71,7 +72,20 @@ def autoattack(norm: str, eps: float, settings, bounds, fast: bool = False,
     stages.append(Square(norm=norm, eps=eps, num_queries=int(s.square_queries),
                          restarts=int(s.square_restarts), p_init=float(s.square_p_init),
                          rescale_schedule=bool(s.square_rescale_schedule), bounds=bounds))
-  return Cascade('autoattack_fast' if fast else 'autoattack', tuple(stages))
+  name = 'autoattack_fast' if fast else 'autoattack'
+  if not is_standard(settings):
+    name += '_custom'
+  return Cascade(name, tuple(stages))
+
+
+def is_standard(settings) -> bool:
+  """Whether an `autoattack` settings group is AutoAttack's standard version (the
+  reference implementation's settings, configlib.autoattack_config()): only then
+  does a result call itself 'autoattack' ('autoattack_fast' for its first two
+  stages); any other settings make it 'autoattack_custom' ('autoattack_fast_custom'),
+  labelled as such in tables and figures."""
+  from tradeoff import configlib  # pylint: disable=g-import-not-at-top
+  return settings.to_dict() == configlib.autoattack_config().to_dict()
 
 
 def from_config(block, bounds, num_classes: int | None = None):
@@ -92,8 +106,8 @@ def from_config(block, bounds, num_classes: int | None = None):
       return shift
     return Cascade(name, (Attack.from_config(block, bounds), shift))
   if name.startswith('autoattack'):
-    return autoattack(block.norm, eps, block.autoattack, bounds, fast=name == 'autoattack_fast',
-                      num_classes=num_classes)
+    return autoattack(block.norm, eps, block.autoattack, bounds,
+                      fast=name.startswith('autoattack_fast'), num_classes=num_classes)
   common = dict(norm=block.norm, eps=eps, num_steps=int(block.num_steps),
                 restarts=int(block.restarts), bounds=bounds)
   targets = num_targets(int(block.get('targets', 9)), num_classes, name)
@@ -112,4 +126,4 @@ def from_config(block, bounds, num_classes: int | None = None):
 
 __all__ = ['APGD', 'ATTACK_LOSSES', 'Attack', 'Cascade', 'FAB', 'FeatureShift', 'NAMES', 'NORMS',
            'Objective',
-           'Square', 'autoattack', 'fgsm', 'from_config', 'label_objective']
+           'Square', 'autoattack', 'fgsm', 'from_config', 'is_standard', 'label_objective']

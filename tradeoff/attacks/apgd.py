@@ -2,11 +2,16 @@
 
 APGD is PGD without a step size to tune: it starts at η = 2ε, moves with
 momentum 0.75, and at checkpoints w_j halves the step of an example and
-restarts it from its best point so far when (1) its loss increased in fewer
-than ρ = 0.75 of the steps since the last checkpoint, or (2) its step was not
+restarts it from its best point so far when (1) its loss increased in at most
+ρ = 0.75 of the steps since the last checkpoint, or (2) its step was not
 halved at the last checkpoint and its best loss has not improved since. The
 checkpoints follow the paper: the first after 22 % of the iterations, each later
-window 3 % shorter, none shorter than 6 %.
+window 3 % shorter, none shorter than 6 %. The schedule is the reference
+implementation's (fra31/auto-attack, autopgd_base.py) to the step: the initial
+point plus `num_steps` gradient steps (num_steps + 1 gradient evaluations), the
+first step without momentum, every checkpoint that ends within the run, (2)
+off at the first checkpoint, and after a restart the momentum's last move is
+the one from the start of the step, not zero.
 
 Losses: 'ce' (cross-entropy), 'dlr' (the difference-of-logits ratio,
 −(z_y − max_{i≠y} z_i)/(z_π1 − z_π3), invariant to shifting and scaling the
@@ -40,11 +45,14 @@ RHO = 0.75
 
 
 def checkpoints(num_steps: int) -> list[int]:
-  """The iterations after which APGD may halve its step (Croce & Hein 2020, §3.2)."""
+  """After how many steps APGD checks its step size (Croce & Hein 2020, §3.2): the
+  first after 22 % of the steps, each later window 3 % shorter, none shorter than
+  6 %, as long as it ends within the run (the reference implementation's counter;
+  with 100 steps: 22, 41, 57, 70, 80, 87, 93, 99)."""
   first = max(int(0.22 * num_steps), 1)
   shrink, smallest = max(int(0.03 * num_steps), 1), max(int(0.06 * num_steps), 1)
   out, k, window = [], 0, first
-  while k + window < num_steps:
+  while k + window <= num_steps:
     k += window
     out.append(k)
     window = max(window - shrink, smallest)
@@ -185,55 +193,60 @@ def _apgd(loss_fn, logits_fn, x, y, rng, atk: APGD):
   def proj(z):
     return ball.project(z, x, atk.norm, atk.eps, atk.bounds)
 
-  window = np.zeros(atk.num_steps + 1, np.int32)
+  # window[i] > 0: a checkpoint after step i (0-based) closes a window of that many steps.
+  window = np.zeros(max(atk.num_steps, 1), np.int32)
   last = 0
   for k in checkpoints(atk.num_steps):
-    window[k], last = k - last, k
+    window[k - 1], last = k - last, k
   window = jnp.asarray(window)
 
   x0 = proj(ball.random_start(rng, x, atk.norm, atk.eps))
-  eta = jnp.full((n,), 2.0 * atk.eps)
   f0, g0, s0 = evaluate(x0)
-  x1 = proj(ball.step(x0, g0, atk.norm, eta.reshape(shape)))
-  f1, g1, s1 = evaluate(x1)
-  better = f1 > f0
   state = {
-      'x_prev': x0, 'x': x1, 'f': f1, 'g': g1,
-      'x_best': jnp.where(better.reshape(shape), x1, x0), 'f_best': jnp.maximum(f0, f1),
-      'g_best': jnp.where(better.reshape(shape), g1, g0),
-      'x_adv': jnp.where(s0.reshape(shape), x0, x1), 'found': s0 | s1,
-      'eta': eta, 'count': better.astype(jnp.int32),
-      'f_best_last': jnp.maximum(f0, f1), 'reduced_last': jnp.zeros(n, bool)}
+      'x': x0, 'x_prev': x0, 'g': g0, 'x_best': x0, 'f_best': f0, 'g_best': g0,
+      'x_adv': x0, 'found': s0, 'eta': jnp.full((n,), 2.0 * atk.eps),
+      # The loss of the previous step's iterate, for counting increases. Before the
+      # first step the reference compares with an unwritten entry of its loss
+      # history, i.e. with 0.
+      'f_last': jnp.zeros(n), 'count': jnp.zeros(n, jnp.int32),
+      'f_best_last': f0,
+      # "Not halved at the last checkpoint" is false at the first one.
+      'reduced_last': jnp.ones(n, bool)}
 
-  def body(k, st):
+  def body(i, st):
+    # The first step has no momentum; later ones move 0.75 of the way to the
+    # projected gradient step plus 0.25 of the last move.
+    a = jnp.where(i > 0, MOMENTUM, 1.0)
     z = proj(ball.step(st['x'], st['g'], atk.norm, st['eta'].reshape(shape)))
-    x_new = proj(st['x'] + MOMENTUM * (z - st['x']) + (1 - MOMENTUM) * (st['x'] - st['x_prev']))
+    x_new = proj(st['x'] + a * (z - st['x']) + (1 - a) * (st['x'] - st['x_prev']))
     f_new, g_new, s_new = evaluate(x_new)
     first_success = s_new & ~st['found']
     x_adv = jnp.where(first_success.reshape(shape), x_new, st['x_adv'])
-    count = st['count'] + (f_new > st['f']).astype(jnp.int32)
+    count = st['count'] + (f_new > st['f_last']).astype(jnp.int32)
     improved = f_new > st['f_best']
     x_best = jnp.where(improved.reshape(shape), x_new, st['x_best'])
     g_best = jnp.where(improved.reshape(shape), g_new, st['g_best'])
     f_best = jnp.maximum(f_new, st['f_best'])
-    # At a checkpoint: halve the step and restart from the best point where
-    # the loss rose too rarely, or neither the step nor the best loss moved.
-    w = window[k]
+    # At a checkpoint: halve the step and go on from the best point where the
+    # loss rose in at most ρ of the window's steps, or where the step was not
+    # halved last time and the best loss has not improved since.
+    w = window[i]
     at_ckpt = w > 0
-    oscillating = count < RHO * w
+    oscillating = count <= RHO * w
     stalled = ~st['reduced_last'] & (st['f_best_last'] >= f_best)
     reduce = at_ckpt & (oscillating | stalled)
-    eta = jnp.where(reduce, st['eta'] / 2, st['eta'])
-    x_next = jnp.where(reduce.reshape(shape), x_best, x_new)
-    g_next = jnp.where(reduce.reshape(shape), g_best, g_new)
     return {
-        'x_prev': jnp.where(reduce.reshape(shape), x_best, st['x']), 'x': x_next,
-        'f': jnp.where(reduce, f_best, f_new), 'g': g_next, 'x_best': x_best,
-        'f_best': f_best, 'g_best': g_best, 'x_adv': x_adv, 'found': st['found'] | s_new,
-        'eta': eta, 'count': jnp.where(at_ckpt, 0, count),
+        'x': jnp.where(reduce.reshape(shape), x_best, x_new),
+        # the momentum's last move stays the one from this step's start point
+        'x_prev': st['x'],
+        'g': jnp.where(reduce.reshape(shape), g_best, g_new),
+        'x_best': x_best, 'f_best': f_best, 'g_best': g_best,
+        'x_adv': x_adv, 'found': st['found'] | s_new,
+        'eta': jnp.where(reduce, st['eta'] / 2, st['eta']),
+        'f_last': f_new, 'count': jnp.where(at_ckpt, 0, count),
         'f_best_last': jnp.where(at_ckpt, f_best, st['f_best_last']),
         'reduced_last': jnp.where(at_ckpt, reduce, st['reduced_last'])}
 
-  st = jax.lax.fori_loop(1, atk.num_steps - 1, body, state)
+  st = jax.lax.fori_loop(0, atk.num_steps, body, state)
   out = jnp.where(st['found'].reshape(shape), st['x_adv'], st['x_best'])
   return out, st['found'], st['f_best']
