@@ -31,8 +31,8 @@ def fmt_eps(eps: float) -> str:
 
 
 _CASCADES = {'autoattack': 'AutoAttack standard', 'autoattack_fast': 'AutoAttack fast',
-             'autoattack_custom': 'AutoAttack with custom settings (not the standard version)',
-             'autoattack_fast_custom': 'AutoAttack fast with custom settings',
+             'autoattack_custom': 'AutoAttack, custom settings',
+             'autoattack_fast_custom': 'AutoAttack fast, custom settings',
              'pgd_shift': 'worst of'}
 
 
