@@ -366,3 +366,81 @@ def test_a_model_with_fewer_classes_than_targets_gets_every_other_class_as_a_tar
         module, attacks.from_config(block, (0.0, 1.0)),
         jax.tree.map(lambda a: np.stack([a] * n), params), {}, np.asarray(x), y, 20 * n,
         jax.random.key(2))
+
+
+def test_violation_measures_how_far_outside_the_ball_and_box_an_output_lies():
+  from tradeoff import accuracy  # pylint: disable=g-import-not-at-top
+  x = jnp.full((4, 3), 0.5)
+  adv = jnp.array([[0.6, 0.5, 0.5], [0.75, 0.5, 0.5], [1.2, 0.5, 0.5], [jnp.nan, 0.5, 0.5]])
+  v = np.asarray(accuracy.violation(adv, x, 'linf', 0.1, (0.0, 1.0)))
+  np.testing.assert_allclose(v[:3], [0.0, 0.15, 0.6], atol=1e-6)   # inside; ball; ball and box
+  assert v[3] == np.inf
+  np.testing.assert_allclose(accuracy.violation(x + 0.3, x, 'l2', 0.5, None),
+                             np.sqrt(3 * 0.09) - 0.5, rtol=1e-5)
+
+
+class _Broken:
+  """A stage that steps outside its ball: the cascade must stop, not count it."""
+  norm, eps, bounds = 'linf', 0.1, (0.0, 1.0)
+
+  def describe(self):
+    return {'name': 'broken', 'norm': self.norm, 'eps': self.eps}
+
+  def __call__(self, logits_fn, x, y, rng):
+    return jnp.clip(x + 2 * self.eps, 0.0, 1.0)
+
+
+def _tiny_linear(num_classes=5, shape=(4, 4, 1)):
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  module = models.build(ml_collections.ConfigDict({'name': 'linear', 'num_outputs': 0,
+                                                   'normalize': False, 'keep_features': ()}),
+                        num_classes, (0.0,), (1.0,))
+  x = np.asarray(jax.random.uniform(jax.random.key(0), (16, *shape)) * 0.5 + 0.25)
+  params = module.init(jax.random.key(1), x[:1])['params']
+  y = np.asarray(models.predict(module.apply({'params': params}, x)))
+  return module, params, x, y
+
+
+def test_an_attack_output_outside_the_threat_model_stops_the_evaluation():
+  from tradeoff import accuracy  # pylint: disable=g-import-not-at-top
+  module, params, x, y = _tiny_linear()
+  n = jax.local_device_count()
+  rep = jax.tree.map(lambda a: np.stack([a] * n), params)
+  with pytest.raises(RuntimeError, match='broken returned a point 0.1 outside the linf ball'):
+    accuracy.evaluate_clean_and_robust(module, attacks.Cascade('c', (_Broken(),)), rep, {},
+                                       x, y, 8 * n, jax.random.key(2))
+  ok = attacks.APGD(eps=0.1, num_steps=3, bounds=(0.0, 1.0))
+  res = accuracy.evaluate_clean_and_robust(module, attacks.Cascade('c', (ok,)), rep, {}, x, y,
+                                           8 * n, jax.random.key(2))
+  assert 0.0 <= res['max_threat_model_violation'] <= accuracy.VIOLATION_TOLERANCE
+
+
+def test_model_checks_flag_probabilities_randomness_dynamic_models_and_dead_gradients():
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+  from tradeoff import accuracy  # pylint: disable=g-import-not-at-top
+  module, params, x, y = _tiny_linear()
+  good = accuracy.model_checks(module, params, {}, x, y, targets=9)
+  assert good['deterministic'] and good['batch_independent'] and good['logits_not_probabilities']
+  assert not good['enough_classes'] and good['zero_gradient_fraction'] == 0.0
+  assert len(good['warnings']) == 1 and '9 targets but 5 classes' in good['warnings'][0]
+
+  class Wrapped(nn.Module):
+    """The linear model's logits after `kind`: softmax, batch centring, or a
+    gradient-killing rounding."""
+    kind: str
+    num_outputs: int = 5
+
+    @nn.compact
+    def __call__(self, z, train=False):
+      logits = module.clone(parent=None).apply({'params': params}, z)
+      if self.kind == 'softmax':
+        return jax.nn.softmax(logits)
+      if self.kind == 'batch':
+        return logits - jnp.mean(logits, axis=0, keepdims=True)
+      return jax.lax.stop_gradient(jnp.round(logits * 4) / 4)
+
+  for kind, failed in (('softmax', 'logits_not_probabilities'), ('batch', 'batch_independent')):
+    res = accuracy.model_checks(Wrapped(kind), {}, {}, x, y)
+    assert not res[failed], kind
+  dead = accuracy.model_checks(Wrapped('round'), {}, {}, x, y)
+  assert dead['zero_gradient_fraction'] == 1.0 and 'zero input gradient' in dead['warnings'][-1]

@@ -81,6 +81,8 @@ def test_export_and_evaluate_need_neither_the_loss_module_nor_the_training_data(
   assert again['clean_accuracy'] == results['clean_accuracy']
   assert again['robust_accuracy'] == results['robust_accuracy']
   assert again['variables_sha'] == results['variables_sha']
+  assert again['checks']['deterministic'] and again['checks']['batch_independent']
+  assert again['checks']['zero_gradient_fraction'] == 0.0 and not again['checks']['warnings']
   run = trained.load(wd)
   x = data.to_float(data.load(workdir_lib.load_config(wd).data, 0).x_test[:8])
   np.testing.assert_array_equal(np.asarray(module.apply(variables, x)), np.asarray(run.logits(x)))

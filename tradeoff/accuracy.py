@@ -127,11 +127,30 @@ def evaluate_clean_and_robust(module: nn.Module, attack: attacks.Attack, params,
           'robust_subset_clean_accuracy': robust['clean_accuracy']}
 
 
+def violation(x_adv: jax.Array, x: jax.Array, norm: str, eps: float, bounds) -> jax.Array:
+  """f32[B]: how far each attack output lies outside the threat model: the excess
+  of its ‖x_adv − x‖ over ε, or of x_adv over the input box, whichever is larger;
+  inf for a non-finite output."""
+  d = (x_adv - x).reshape(x.shape[0], -1)
+  size = jnp.max(jnp.abs(d), -1) if norm == 'linf' else jnp.sqrt(jnp.sum(jnp.square(d), -1))
+  out = jnp.maximum(size - eps, 0.0)
+  if bounds is not None:
+    flat = x_adv.reshape(x.shape[0], -1)
+    out = jnp.maximum(out, jnp.max(jnp.maximum(bounds[0] - flat, flat - bounds[1]), -1))
+  finite = jnp.all(jnp.isfinite(x_adv.reshape(x.shape[0], -1)), -1)
+  return jnp.where(finite, jnp.maximum(out, 0.0), jnp.inf)
+
+
 def make_robust_step(module: nn.Module, attack, targeted: bool = False) -> Callable:
-  """pmapped (params, model_state, sharded batch, rng[, first_target]) -> bool[devices, b]:
-  the model is right on the attack's output (on x itself for attacks.Attack()).
-  With `targeted`, the step takes the attack's `first_target` as a traced argument,
-  so one compilation serves every target of a targeted attack."""
+  """pmapped (params, model_state, sharded batch, rng[, first_target]) ->
+  (bool[devices, b], f32[devices, b]): whether the model is right on the attack's
+  output (on x itself for attacks.Attack()), and how far that output lies outside
+  the ball and the box (`violation`). With `targeted`, the step takes the attack's
+  `first_target` as a traced argument, so one compilation serves every target of
+  a targeted attack."""
+  bounds = getattr(attack, 'bounds', None)
+  if bounds is None and getattr(attack, 'stages', None):
+    bounds = getattr(attack.stages[0], 'bounds', None)
 
   def robust_step(params, model_state, batch, rng, first_target=0):
     rng = jax.random.fold_in(rng, jax.lax.axis_index(AXIS))
@@ -140,7 +159,8 @@ def make_robust_step(module: nn.Module, attack, targeted: bool = False) -> Calla
       x_adv = attack(logits_fn, batch['image'], batch['label'], rng, first_target=first_target)
     else:
       x_adv = attack(logits_fn, batch['image'], batch['label'], rng)
-    return models.predict(logits_fn(x_adv)) == batch['label']
+    ok = models.predict(logits_fn(x_adv)) == batch['label']
+    return ok, violation(x_adv, batch['image'], attack.norm, attack.eps, bounds)
 
   return jax.pmap(robust_step, axis_name=AXIS, in_axes=(0, 0, 0, None, None))
 
@@ -155,23 +175,34 @@ def _bucket(n: int, batch_size: int, num_devices: int) -> int:
   return min(size, batch_size)
 
 
+# An attack output further than this outside the ball or the box is a bug (float32
+# projections land within ~1e-7 of the edge).
+VIOLATION_TOLERANCE = 1e-5
+
+
 def robust_mask(p_robust_step: Callable, params, model_state, x: np.ndarray, y: np.ndarray,
-                batch_size: int, rng: jax.Array, first_target: int = 0) -> np.ndarray:
-  """bool[len(y)] of a make_robust_step function over (x, y)."""
+                batch_size: int, rng: jax.Array, first_target: int = 0,
+                with_violation: bool = False):
+  """bool[len(y)] of a make_robust_step function over (x, y); with with_violation,
+  (that, the largest violation of the threat model among the attack's outputs)."""
   num_devices, num_processes = jax.local_device_count(), jax.process_count()
   batch_size = _bucket(len(y), batch_size, num_devices * num_processes)
-  out = []
+  out, worst = [], 0.0
   for i, batch in enumerate(data.eval_batches(x, y, batch_size, jax.process_index(),
                                               num_processes)):
-    ok = np.asarray(p_robust_step(params, model_state, parallel.shard(batch, num_devices),
-                                  jax.random.fold_in(rng, i), first_target)).reshape(-1)
+    ok, viol = p_robust_step(params, model_state, parallel.shard(batch, num_devices),
+                             jax.random.fold_in(rng, i), first_target)
+    ok, viol = np.asarray(ok).reshape(-1), np.asarray(viol).reshape(-1)
     mask = batch['mask'] > 0
     if num_processes > 1:  # every process's slice, in batch order
       from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-      ok, mask = (np.asarray(a).reshape(-1) for a in multihost_utils.process_allgather(
-          (ok, mask)))
+      ok, viol, mask = (np.asarray(a).reshape(-1) for a in multihost_utils.process_allgather(
+          (ok, viol, mask)))
     out.append(ok[mask])
-  return np.concatenate(out) if out else np.zeros(0, bool)
+    if mask.any():
+      worst = max(worst, float(viol[mask].max()))
+  ok = np.concatenate(out) if out else np.zeros(0, bool)
+  return (ok, worst) if with_violation else ok
 
 
 class CascadeProgress:
@@ -231,6 +262,67 @@ class CascadeProgress:
           pass
 
 
+def model_checks(module: nn.Module, params, model_state, x: np.ndarray, y: np.ndarray,
+                 targets: int = 0) -> dict:
+  """The reference AutoAttack's checks of a model before it is attacked, and one of
+  gradient masking, on a few test points (params unreplicated):
+
+    deterministic     the same input twice gives the same logits (no randomness
+                      in inference mode; an attack on a random model needs EOT)
+    batch_independent an example's logits do not depend on the rest of its batch
+                      (a dynamic model, e.g. BatchNorm with batch statistics)
+    logits_not_probabilities  the outputs are not rows of a softmax (nonnegative,
+                      summing to 1): the attacks' losses expect logits
+    enough_classes    the model has more classes than targeted stages take targets
+    zero_gradient_fraction  the fraction of points whose cross-entropy gradient
+                      with respect to the input is exactly zero (masked or saturated)
+
+  Returns the outcome of each and `warnings`, one line per failed check.
+  """
+  x = jnp.asarray(data.to_float(x))
+  y = jnp.asarray(y)
+  apply = jax.jit(lambda p, s, z: models.apply(module, p, s, z, False)[0])
+  a, b = np.asarray(apply(params, model_state, x)), np.asarray(apply(params, model_state, x))
+  alone = np.asarray(apply(params, model_state, x[:1]))
+  scale = max(float(np.abs(a).max()), 1e-6)
+  grads = np.asarray(jax.jit(jax.grad(lambda z: jnp.sum(objectives.cross_entropy(
+      apply(params, model_state, z), y))))(x)).reshape(len(y), -1)
+  k = num_classes(module)
+  out = {
+      'num_points': int(len(y)),
+      'deterministic': bool(np.array_equal(a, b)),
+      'batch_independent': bool(np.abs(alone[0] - a[0]).max() <= 1e-4 * scale),
+      'logits_not_probabilities': not (a.shape[-1] > 1 and np.all(a >= 0) and
+                                       np.allclose(a.sum(-1), 1.0, atol=1e-4)),
+      'enough_classes': targets <= k - 1,
+      'zero_gradient_fraction': float(np.mean(np.all(grads == 0, axis=1)))}
+  said = {'deterministic': 'the model gives different outputs for the same input',
+          'batch_independent': 'an example\'s outputs depend on the rest of its batch',
+          'logits_not_probabilities': 'the outputs look like probabilities; the attacks '
+                                      'expect logits',
+          'enough_classes': f'{targets} targets but {k} classes; the targeted stages take '
+                            f'{k - 1}'}
+  out['warnings'] = [text for key, text in said.items() if not out[key]]
+  if out['zero_gradient_fraction'] > 0:
+    out['warnings'].append(f'{out["zero_gradient_fraction"]:.0%} of the checked points have a '
+                           f'zero input gradient (gradient masking?)')
+  return out
+
+
+def masking_flags(result: dict) -> dict:
+  """Signs of gradient masking in a cascade's record: points the black-box stage
+  (Square) broke after every gradient stage had failed on them."""
+  stages = result.get('robust_accuracy_by_stage', [])
+  out = {}
+  for before, st in zip(stages, stages[1:]):
+    if st['attack'] == 'square':
+      out['square_broke_after_gradient_stages'] = int(round(
+          (before['robust_accuracy'] - st['robust_accuracy']) * result['num_robust_examples']))
+  if out:
+    out['possibly_gradient_masked'] = out['square_broke_after_gradient_stages'] > 0
+  return out
+
+
 def num_classes(module: nn.Module) -> int:
   """The classes a model tells apart: its outputs, or 2 for a single logit."""
   return max(int(module.num_outputs), 2)
@@ -266,6 +358,7 @@ def _evaluate_cascade(module, cascade, params, model_state, x, y, batch_size, rn
     logging.info('%s: resumed from %s at stage %d, part %d', cascade.name, progress.path,
                  start_stage + 1, start_part)
   t_start = time.time()
+  max_violation = 0.0
   for i, stage in enumerate(cascade.stages):
     if i < start_stage:
       continue
@@ -284,8 +377,14 @@ def _evaluate_cascade(module, cascade, params, model_state, x, y, batch_size, rn
     for j in range(start_part if i == start_stage else 0, count):
       idx = np.flatnonzero(robust)
       if len(idx):
-        ok = robust_mask(step, params, model_state, xs[idx], ys[idx], batch_size,
-                         jax.random.fold_in(jax.random.fold_in(rng, i + 1), j), j)
+        ok, viol = robust_mask(step, params, model_state, xs[idx], ys[idx], batch_size,
+                               jax.random.fold_in(jax.random.fold_in(rng, i + 1), j), j,
+                               with_violation=True)
+        if viol > VIOLATION_TOLERANCE:
+          raise RuntimeError(f'{stage.describe()["name"]} returned a point {viol:.3g} outside '
+                             f'the {cascade.norm} ball of radius {cascade.eps:g} or the input '
+                             f'box (or not finite): the attack is broken; no result is written.')
+        max_violation = max(max_violation, viol)
         robust[idx] = ok
       if progress and j + 1 < count:
         progress.save(robust, by_stage, i, j + 1, time.time() - t0, attacked)
@@ -299,7 +398,9 @@ def _evaluate_cascade(module, cascade, params, model_state, x, y, batch_size, rn
   out = {'clean_accuracy': clean['clean_accuracy'], 'clean_loss': clean['clean_loss'],
          'num_examples': clean['num_examples'], 'robust_accuracy': float(robust.mean()),
          'num_robust_examples': m, 'robust_accuracy_by_stage': by_stage,
-         'robust_time_s': time.time() - t_start}
+         'robust_time_s': time.time() - t_start,
+         # of the stages run by this process (a resumed evaluation: since it resumed)
+         'max_threat_model_violation': max_violation}
   if saved:   # the time of every stage, before and after the interruption
     out['robust_time_s'] = float(sum(st['wall_time_s'] for st in by_stage))
     out['resumed'] = {'stage': start_stage + 1, 'part': start_part, 'earlier_time_s': earlier}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import time
 from typing import Any
 
@@ -163,6 +164,10 @@ def cascade_progress_of(config: ml_collections.ConfigDict, workdir: str):
           'path': progress.path}
 
 
+# How many test points the model checks look at (accuracy.model_checks).
+CHECK_POINTS = 64
+
+
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Opens the newest checkpoint of `workdir` and evaluates config.eval_attack."""
   t0 = time.time()
@@ -171,6 +176,12 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
   x_eval, y_eval, progress = _progress_of(ev, workdir)
   num_devices = parallel.local_device_count()
   _, _, rng = experiment.rng_streams(ev.config.seed)  # as in training: same numbers
+  targets = max((getattr(s, 'targets', 0) for s in getattr(ev.eval_attack, 'stages', ())),
+                default=getattr(ev.eval_attack, 'targets', 0))
+  checks = accuracy.model_checks(ev.eval_module, ev.run.params, ev.run.model_state,
+                                 x_eval[:CHECK_POINTS], y_eval[:CHECK_POINTS], targets)
+  for line in checks['warnings']:
+    logging.warning('%s: %s', workdir, line)
   result = accuracy.evaluate_clean_and_robust(
       ev.eval_module, ev.eval_attack, parallel.replicate(ev.run.params, num_devices),
       parallel.replicate(ev.run.model_state, num_devices), x_eval, y_eval,
@@ -184,6 +195,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
           # with the time of the parts a killed earlier evaluation finished
           'wall_time_s': time.time() - t0 + result.get('resumed', {}).get('earlier_time_s', 0.0),
           'data': ev.ds.info,
+          'checks': {**checks, **accuracy.masking_flags(result)},
           'eval_attack': ev.eval_attack.describe(), **result}
 
 
