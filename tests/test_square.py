@@ -151,3 +151,14 @@ def test_l2_update_is_the_reference_on_three_channel_images(shrink):
   # all-channel window norm (the form before the fix) they would follow δ's channels.
   per_channel = np.sqrt((np.asarray(got)[:, vh:vh + s, vw:vw + s, :] ** 2).sum(axis=(1, 2)))
   np.testing.assert_allclose(per_channel, per_channel[:, :1] * np.ones((1, c)), rtol=1e-5)
+
+
+def test_linf_window_side_is_the_references():
+  # round(sqrt(p·h·w)) with p the share of the image: 0.8 at the start of AutoAttack's run
+  assert int(square.linf_window_side(0.8, 28, 28)) == 25        # MNIST
+  assert int(square.linf_window_side(0.8, 32, 32)) == 29        # CIFAR-10
+  assert int(square.linf_window_side(0.8 / 2 ** 7, 32, 32)) == 3
+  assert int(square.linf_window_side(1.0, 32, 32)) == 31        # at most h − 1
+  assert int(square.linf_window_side(1e-6, 32, 32)) == 1
+  # the share at AutoAttack standard's first query is p_init itself
+  assert float(square.window_share(0, 5000, 0.8, rescale=False)) == pytest.approx(0.8)

@@ -130,6 +130,12 @@ def _keep_better(x_new, m_new, x_best, m_best):
   return jnp.where(take[:, None, None, None], x_new, x_best), jnp.where(take, m_new, m_best)
 
 
+def linf_window_side(p, h: int, w: int) -> jax.Array:
+  """The side of ℓ∞ Square's window redrawing a share p of an h×w image: the
+  reference's round(sqrt(p·h·w)), at least 1, at most h − 1 (p = 0.8 on 28×28: 25)."""
+  return jnp.clip(jnp.round(jnp.sqrt(p * h * w)), 1, max(min(h, w) - 1, 1)).astype(jnp.int32)
+
+
 def _square(logits_fn, x, y, rng, atk: Square):
   """One run: (x_adv, success bool[B])."""
   b, h, w, c = x.shape
@@ -142,8 +148,8 @@ def _square(logits_fn, x, y, rng, atk: Square):
   def body(i, carry):
     x_best, m_best = carry  # m: z_y − max_{k≠y} z_k, negative once misclassified
     k_pos, k_sign = jax.random.split(jax.random.fold_in(k_loop, i))
-    p = window_share(i, atk.num_queries, atk.p_init, atk.rescale_schedule)
-    s = jnp.clip(jnp.round(jnp.sqrt(p * h * w)), 1, min(h, w)).astype(jnp.int32)
+    s = linf_window_side(window_share(i, atk.num_queries, atk.p_init, atk.rescale_schedule),
+                         h, w)
     inside, _, _ = _random_windows(k_pos, s, x.shape)
     signs = eps * jax.random.choice(k_sign, jnp.array([-1.0, 1.0]), (b, 1, 1, c))
     delta = jnp.where(inside, signs, x_best - x)
