@@ -14,11 +14,10 @@ end) and figures/curves_<sweep>.png (one panel per run).
 """
 from __future__ import annotations
 
-import json
-import os
 import time
 
 from tradeoff import errors
+from tradeoff import writers
 from tradeoff.figures import common
 
 CURVES = {'train': 'train_eval/robust_accuracy', 'validation': 'val/robust_accuracy',
@@ -30,10 +29,8 @@ def read_curves(workdir: str) -> dict:
   logged twice (a resumed run repeats the steps after its checkpoint) keeps the
   last value."""
   per_step: dict[int, dict] = {}
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    for line in f:
-      rec = json.loads(line)
-      per_step.setdefault(int(rec['step']), {}).update(rec)
+  for rec in writers.read_metrics(workdir):
+    per_step.setdefault(int(rec['step']), {}).update(rec)
   return {name: [(s, per_step[s][key]) for s in sorted(per_step) if key in per_step[s]]
           for name, key in CURVES.items()}
 

@@ -127,7 +127,7 @@ class Model:
 def load_model(role: str, workdir: str) -> tuple[Model, data.Dataset]:
   """The latest checkpoint of a finished run, as a jitted logits function."""
   config = workdir_lib.load_config(workdir)
-  results = common.read_json(os.path.join(workdir, 'results.json'))
+  results = common.read_json(workdir_lib.results_path(workdir))
   ev = evaluation.open_evaluation(config, workdir)
   return Model(role, workdir, config, results, ev.run.logits), ev.ds
 
@@ -173,7 +173,7 @@ def _panel_models(spec, dataset: str, roles=ROLES
     wd = panel.get(role, '')
     if not wd:
       continue
-    if not os.path.exists(os.path.join(wd, 'results.json')):
+    if not workdir_lib.exists(workdir_lib.results_path(wd)):
       raise FileNotFoundError(
           f'{dataset}.{role}: {wd}/results.json not found; train that run first (see '
           f'{DEFAULT_SPEC}) or point --spec.{dataset}.{role} at a finished run.')

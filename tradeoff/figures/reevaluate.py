@@ -68,7 +68,7 @@ def reevaluate(collected: dict, attack: str, previous: dict | None = None, save=
     if kept:
       out['runs'][i] = kept[0]
       continue
-    if not os.path.exists(os.path.join(run['workdir'], 'results.json')):
+    if not workdir_lib.exists(workdir_lib.results_path(run['workdir'])):
       raise FileNotFoundError(
           f"{run['workdir']} is not on this machine and has no re-evaluation under {attack} "
           f"in the output file: run its sweep ({collected.get('sweep_file')}) first.")

@@ -48,6 +48,7 @@ import time
 import jax
 
 from tradeoff import evaluation
+from tradeoff import workdir as workdir_lib
 from tradeoff.figures import common
 from tradeoff.figures import evaluations
 from tradeoff.figures import specs
@@ -69,7 +70,7 @@ def _with_autoattack(row: dict, aa_spec) -> dict:
   wd = row['workdir']
   res = _recorded_autoattack(row, want, aa_spec.get('records', ()))
   if res is None:
-    if not os.path.exists(os.path.join(wd, 'results.json')):
+    if not workdir_lib.exists(workdir_lib.results_path(wd)):
       return {k: v for k, v in row.items() if k != 'autoattack'}
     res = evaluation.evaluate_checkpoint(
         evaluation.autoattack_config(wd, row['threat_norm'], row['threat_eps'], aa_spec), wd)
@@ -100,7 +101,7 @@ def unfinished_autoattack(row: dict, aa_spec) -> dict | None:
   if not aa_spec or not aa_spec.name or row.get('autoattack'):
     return None
   wd = row['workdir']
-  if not os.path.exists(os.path.join(wd, 'results.json')):
+  if not workdir_lib.exists(workdir_lib.results_path(wd)):
     return None
   got = evaluation.cascade_progress_of(
       evaluation.autoattack_config(wd, row['threat_norm'], row['threat_eps'], aa_spec), wd)
@@ -196,8 +197,8 @@ def reference_experiment(spec, dataset: str, previous: dict | None = None,
     robust_wd = panel.get(f'robust_{norm}', '')
     if not robust_wd:
       continue
-    robust_path = os.path.join(robust_wd, 'results.json')
-    if os.path.exists(robust_path):
+    robust_path = workdir_lib.results_path(robust_wd)
+    if workdir_lib.exists(robust_path):
       eps = float(common.read_json(robust_path)['train_attack']['eps'])
     else:
       eps = evaluations.absent_run_row(earlier, robust_wd, f'robust_{norm}', norm, None,
@@ -220,12 +221,12 @@ def _record(spec, dataset: str, rows: list[dict], t0: float) -> dict:
 def _pgd_row(spec, dataset, earlier, role, wd, norm, eps, commit) -> dict:
   """The row of model `wd` under the reference (PGD) attack: kept, taken from the
   run's own evaluation, or evaluated from its checkpoint."""
-  if not os.path.exists(os.path.join(wd, 'results.json')):
+  if not workdir_lib.exists(workdir_lib.results_path(wd)):
     row = evaluations.absent_run_row(earlier, wd, role, norm, eps, spec.reference_attack)
     logging.warning('%s %s %s ε=%g: %s is not here; kept its evaluation from the earlier '
                     'result file (commit %s)', dataset, role, norm, eps, wd, row['eval_commit'])
     return row
-  train_results = common.read_json(os.path.join(wd, 'results.json'))
+  train_results = common.read_json(workdir_lib.results_path(wd))
   same = [r for r in earlier
           if evaluations.same_evaluation(r, wd, train_results, norm, eps, spec.reference_attack)]
   if same:

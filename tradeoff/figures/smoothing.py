@@ -17,7 +17,6 @@ the σ trade-off (PREDICT's clean accuracy vs certified accuracy at fixed radii)
 """
 from __future__ import annotations
 
-import os
 import time
 
 import jax
@@ -60,7 +59,7 @@ def certify_run(workdir: str, num_examples: int, n0: int, n: int, predict_n: int
                         alpha=alpha)
   predict_s = time.time() - t1
   jax.clear_caches()
-  train = common.read_json(os.path.join(workdir, 'results.json'))
+  train = common.read_json(workdir_lib.results_path(workdir))
   correct = pred == y
   return {'workdir': workdir, 'sigma': sigma, 'checkpoint_step': int(state.step),
           'base_clean_accuracy': train.get('clean_accuracy'),
