@@ -45,16 +45,25 @@ LOCAL_DATA = os.path.join(ROOT, '.data', 'tfds')
 
 
 def _prepared(data_dir, name):
-  return bool(data_dir) and os.path.isdir(os.path.join(data_dir, name))
+  """Whether `name` is wholly prepared in data_dir: tfds writes a version's
+  dataset_info.json after its data files, so a preparation under way in another
+  test process does not count."""
+  if not data_dir:
+    return False
+  root = os.path.join(data_dir, name)
+  return os.path.isdir(root) and any(
+      'incomplete' not in v and os.path.exists(os.path.join(root, v, 'dataset_info.json'))
+      for v in os.listdir(root))
 
 
 def _data_dir(name: str) -> str:
   """A tfds data dir holding `name`, preparing it from the offline kit if needed
   (once: the test processes take turns, so two workers never prepare it twice)."""
   local = LOCAL_DATA + ('_cifar10_jpeg75' if name == 'cifar10' else '')
-  for candidate in (os.environ.get('TFDS_DATA_DIR', ''), local):
-    if _prepared(candidate, name):
-      return candidate
+  if _prepared(os.environ.get('TFDS_DATA_DIR', ''), name):
+    return os.environ['TFDS_DATA_DIR']
+  if not os.path.exists(KIT) and _prepared(local, name):
+    return local
   if os.path.exists(KIT):
     os.makedirs(_CACHE, exist_ok=True)
     with open(os.path.join(_CACHE, f'prepare_{name}.lock'), 'w') as lock:

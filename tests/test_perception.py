@@ -205,7 +205,7 @@ def test_reference_table_evaluates_both_models_under_the_robust_models_threat(sm
   rows = open(out).read().strip().splitlines()
   assert len(rows) == 6
   assert rows[2].startswith('| mnist |') and rows[4].startswith('| cifar10 |')
-  assert '| 12.30% |' in rows[5]
+  assert '| 12.30% (' in rows[5]   # with its 95 % interval
   with pytest.raises(FileNotFoundError, match='reference_fashion_mnist.json'):
     spec.fashion_mnist = dict(spec.mnist)
     reference.run(spec, ['fashion_mnist'], str(root / 'ref'), plot_only=True)
@@ -344,9 +344,12 @@ def test_reference_table_adds_autoattack_beside_pgd_and_reuses_a_bench_record(sm
     assert r['autoattack']['num_robust_examples'] == 30
     assert 0 <= r['autoattack']['robust_accuracy'] <= r['autoattack']['robust_subset_clean_accuracy']
   rows = open(out).read().strip().splitlines()
+  from tradeoff import stats  # pylint: disable=g-import-not-at-top
   drop = 100 * (rob['robust_accuracy'] - rob['autoattack']['robust_accuracy'])
   # shrunk settings: the table does not call it AutoAttack standard
-  assert (f"| {rob['autoattack']['robust_accuracy']:.2%} | {drop:.1f} | AutoAttack, custom "
+  lo, hi = stats.accuracy_interval(rob['autoattack']['robust_accuracy'], 30)
+  assert (f"| {rob['autoattack']['robust_accuracy']:.2%} ({100 * lo:.1f}–{100 * hi:.1f}) | "
+          f"{drop:.1f} | AutoAttack, custom "
           "settings (APGD-CE-4, APGD-T2-4, FAB-T2-4, Square-10), first 30 |") in rows[3]
   # Kept on the next run; evaluated again when its settings change.
   calls.clear()

@@ -24,6 +24,7 @@ from tradeoff import errors
 from tradeoff import models
 from tradeoff import objectives
 from tradeoff import parallel
+from tradeoff import stats
 from tradeoff import workdir as workdir_lib
 
 AXIS = parallel.AXIS
@@ -96,7 +97,9 @@ def evaluate_clean_and_robust(module: nn.Module, attack: attacks.Attack, params,
   (robust_accuracy, adv_loss, robust_subset_clean_accuracy) come from the subset.
 
   `robust_time_s` is the attacked pass's wall time (compilation included); a
-  cascade also records each stage's robust accuracy and time.
+  cascade also records each stage's robust accuracy and time. Every accuracy
+  comes with its 95 % Wilson interval over the points it was measured on
+  (`<name>_ci95`, tradeoff.stats).
 
   Args:
     steps: optional (full_step, clean_step) from make_eval_step, to reuse their
@@ -104,6 +107,12 @@ def evaluate_clean_and_robust(module: nn.Module, attack: attacks.Attack, params,
     progress: for a cascade, where to save its progress after every stage (or
       target), so that a killed evaluation resumes there; see CascadeProgress.
   """
+  return stats.with_intervals(_evaluate_clean_and_robust(
+      module, attack, params, model_state, x, y, batch_size, rng, num_robust, steps, progress))
+
+
+def _evaluate_clean_and_robust(module, attack, params, model_state, x, y, batch_size, rng,
+                               num_robust, steps, progress) -> dict:
   if isinstance(attack, attacks.Cascade):
     return _evaluate_cascade(module, attack, params, model_state, x, y, batch_size, rng,
                              num_robust, steps[1] if steps else None, progress)

@@ -2,11 +2,18 @@
 from __future__ import annotations
 
 from tradeoff import labels
+from tradeoff import stats
 from tradeoff.figures import common
 
 # Shared with tradeoff.bench, which does not import the figure modules.
 markdown = labels.markdown
 pct = labels.pct
+
+
+def _with_interval(accuracy: float, n: int) -> str:
+  """'98.83 % (98.6–99.0)': the accuracy and its 95 % Wilson interval over n points."""
+  lo, hi = stats.accuracy_interval(accuracy, n)
+  return f'{accuracy:.2%} ({100 * lo:.1f}–{100 * hi:.1f})'
 
 
 def _params(n) -> str:
@@ -34,12 +41,14 @@ def reference_table(results: list[dict]) -> str:
       rows.append([
           f"{r['dataset']}{copy}", f"{r['threat_norm']} ε = {common.fmt_eps(r['threat_eps'])}",
           f"{model} ({common.fmt_eps(r['train_attack']['eps'])})", _params(r.get('num_params')),
-          f"{r['clean_accuracy']:.2%}", f"{r['robust_accuracy']:.2%}",
+          _with_interval(r['clean_accuracy'], r['num_examples']),
+          _with_interval(r['robust_accuracy'], r['num_robust_examples']),
           f"{common.attack_label(atk)}, step {atk['step_size']:.3g}, "
           f"first {r['num_robust_examples']} test images",
           *aa_cols, f"{(r['train_time_s'] or 0) / 60:.1f} min", r['train_steps']])
-  return markdown(['dataset', 'threat', 'model (train ε)', 'parameters', 'clean acc.',
-                   'robust acc. (PGD)', 'PGD attack', 'robust acc. (AutoAttack)',
+  return markdown(['dataset', 'threat', 'model (train ε)', 'parameters',
+                   'clean acc. (95 % CI)', 'robust acc. PGD (95 % CI)', 'PGD attack',
+                   'robust acc. AutoAttack (95 % CI)',
                    'drop (points)', 'AutoAttack', 'train time', 'train steps'], rows)
 
 
@@ -48,7 +57,8 @@ def _autoattack_cols(pgd_robust: float, aa: dict | None, unfinished: dict | None
   evaluation, or of an unfinished one as bounds: at most its robust accuracy so
   far, a drop of at least that much; '–' without either."""
   if aa:
-    return [f"{aa['robust_accuracy']:.2%}", f"{100 * (pgd_robust - aa['robust_accuracy']):.1f}",
+    return [_with_interval(aa['robust_accuracy'], aa['num_robust_examples']),
+            f"{100 * (pgd_robust - aa['robust_accuracy']):.1f}",
             f"{common.attack_label(aa['eval_attack'])}, first {aa['num_robust_examples']}"]
   if not unfinished:
     return ['–'] * 3
