@@ -61,15 +61,10 @@ def open_evaluation(config: ml_collections.ConfigDict, workdir: str,
                     step: int | None = None) -> Evaluation:
   """Opens `workdir`'s checkpoint (newest readable when step is None) and the test
   data `config` names; checks the evaluation's config first."""
-  if config.num_eval_examples < 0 or config.num_robust_eval_examples < 0:
-    raise errors.UserError(f'num_eval_examples={config.num_eval_examples} and '
-                           f'num_robust_eval_examples={config.num_robust_eval_examples} '
-                           f'must be >= 0 (0: all).')
+  for name in ('num_eval_examples', 'num_robust_eval_examples'):
+    experiment.check_positive(name, config[name], 0)
   registry.check_choice('data.name', config.data.name, data.DATASETS.names())
-  b, n = config.data.eval_batch_size, parallel.local_device_count() * jax.process_count()
-  if b <= 0 or b % n:
-    raise errors.UserError(f'data.eval_batch_size={b} must be a positive multiple of the {n} '
-                           f'devices.')
+  experiment.check_batch_size('data.eval_batch_size', config.data.eval_batch_size)
   resolved = experiment.validate_attacks(config)
   run = trained.load(workdir, step, eval_dtype=config.model.get('eval_dtype'), config=config)
   ds = data.load(resolved.data, resolved.seed)

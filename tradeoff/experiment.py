@@ -73,7 +73,17 @@ class Experiment:
     return len(self.ds.y_train)
 
 
-def _check_positive(name: str, value, minimum=1) -> None:
+def check_batch_size(name: str, b: int) -> None:
+  """A global batch must split evenly over every device of every process."""
+  num_devices, num_processes = parallel.local_device_count(), jax.process_count()
+  if b <= 0 or b % (num_devices * num_processes):
+    where = (f'{num_devices} local devices' if num_processes == 1 else
+             f'{num_devices * num_processes} devices ({num_processes} processes × '
+             f'{num_devices} local devices)')
+    raise errors.UserError(f'{name}={b} must be a positive multiple of the {where}.')
+
+
+def check_positive(name: str, value, minimum=1) -> None:
   if value < minimum:
     raise errors.UserError(f'{name}={value} must be >= {minimum}.')
 
@@ -104,15 +114,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                   or any(not isinstance(c, int) or c < 0 for c in classes)):
     raise errors.UserError(f'data.classes={classes} must list at least 2 distinct class '
                            f'indices >= 0, or be () for all classes.')
-  num_devices = parallel.local_device_count()
-  num_processes = jax.process_count()
   for name in ('batch_size', 'eval_batch_size'):
-    b = config.data[name]
-    if b <= 0 or b % (num_devices * num_processes):
-      where = (f'{num_devices} local devices' if num_processes == 1 else
-               f'{num_devices * num_processes} devices ({num_processes} processes × '
-               f'{num_devices} local devices)')
-      raise errors.UserError(f'data.{name}={b} must be a positive multiple of the {where}.')
+    check_batch_size(f'data.{name}', config.data[name])
   labelled, teacher = config.data.get('labelled_size', 0), config.data.get('pseudo_label_from', '')
   if bool(labelled) != bool(teacher) or labelled < 0:
     raise errors.UserError(
@@ -128,9 +131,9 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                            f'(0: no validation split).')
   for name in ('num_eval_examples', 'num_robust_eval_examples', 'num_train_steps',
                'eval_every', 'eval_train_examples'):
-    _check_positive(name, config[name], 0)
+    check_positive(name, config[name], 0)
   for name in ('log_every', 'checkpoint_every', 'max_checkpoints'):
-    _check_positive(name, config[name])
+    check_positive(name, config[name])
   if config.num_train_steps == 0 and not config.num_epochs > 0:
     raise errors.UserError(f'num_epochs={config.num_epochs} must be > 0 when '
                            f'num_train_steps is 0.')
@@ -169,8 +172,8 @@ def validate_attacks(config: ml_collections.ConfigDict) -> ml_collections.Config
     registry.check_choice(f'{block}.norm', c.norm, attacks.NORMS)
     if c.eps < 0:
       raise errors.UserError(f'{block}.eps={c.eps} must be >= 0.')
-    _check_positive(f'{block}.num_steps', c.num_steps, 0)
-    _check_positive(f'{block}.restarts', c.restarts)
+    check_positive(f'{block}.num_steps', c.num_steps, 0)
+    check_positive(f'{block}.restarts', c.restarts)
     attacks.from_config(c, (0.0, 1.0))  # the attack's own checks (reach, loss, ...)
   ev_steps, ev_restarts = ev.num_steps, ev.restarts
   if ev.name.startswith('autoattack'):   # its gradient stages' budget
@@ -190,11 +193,8 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
   ds = data.load(resolved.data, resolved.seed)
   if resolved.data.get('pseudo_label_from', ''):
     ds = pseudo_labelled(ds, resolved)
-  module = models.build(resolved.model, ds.num_classes, ds.mean, ds.std,
-                        bn_axis_name=parallel.AXIS)
-  eval_cfg = models.eval_config(resolved.model)
-  eval_module = module if eval_cfg.dtype == resolved.model.dtype else models.build(
-      eval_cfg, ds.num_classes, ds.mean, ds.std, bn_axis_name=parallel.AXIS)
+  module, eval_module = models.build_pair(resolved.model, ds.num_classes, ds.mean, ds.std,
+                                          bn_axis_name=parallel.AXIS)
   train_attack = attacks.from_config(resolved.attack, ds.bounds)
   eval_attack = attacks.from_config(resolved.eval_attack, ds.bounds, num_classes=ds.num_classes)
   ctx = losses.Context(module=module, attack=train_attack, config=resolved.loss)

@@ -280,6 +280,18 @@ def build(model_cfg: ml_collections.ConfigDict, num_classes: int,
   return cls(num_outputs=num_outputs, mean=tuple(mean), std=tuple(std), **kwargs)
 
 
+def build_pair(model_cfg: ml_collections.ConfigDict, num_classes: int,
+               mean: Sequence[float], std: Sequence[float], bn_axis_name=None
+               ) -> tuple[nn.Module, nn.Module]:
+  """(the model as training computes it, the same model as evaluation computes it:
+  `eval_config`, the same object when the dtypes agree); arguments as `build`."""
+  module = build(model_cfg, num_classes, mean, std, bn_axis_name)
+  eval_cfg = eval_config(model_cfg)
+  if eval_cfg.dtype == model_cfg.get('dtype', 'float32'):
+    return module, module
+  return module, build(eval_cfg, num_classes, mean, std, bn_axis_name)
+
+
 def eval_config(model_cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """config.model as evaluation builds it: computing in `eval_dtype` (float32 by
   default, so a bf16-trained model is attacked with f32 gradients), or in the

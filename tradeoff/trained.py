@@ -123,13 +123,8 @@ def build_modules(record: dict, eval_dtype: str | None = None) -> tuple[nn.Modul
   if eval_dtype is not None:
     cfg.eval_dtype = eval_dtype
   norm = record['normalization']
-  module = models.build(cfg, int(record['num_classes']), norm['mean'], norm['std'],
-                        bn_axis_name=parallel.AXIS)
-  eval_cfg = models.eval_config(cfg)
-  eval_module = module if eval_cfg.dtype == cfg.dtype else models.build(
-      eval_cfg, int(record['num_classes']), norm['mean'], norm['std'],
-      bn_axis_name=parallel.AXIS)
-  return module, eval_module
+  return models.build_pair(cfg, int(record['num_classes']), norm['mean'], norm['std'],
+                           bn_axis_name=parallel.AXIS)
 
 
 def checkpoint_steps(workdir: str) -> list[int]:
@@ -179,20 +174,10 @@ def load(workdir: str, step: int | None = None, eval_dtype: str | None = None,
   Raises:
     errors.DataNotFoundError: not a run, no checkpoint, or no readable one.
   """
-  config = workdir_lib.load_config(workdir) if config is None else config
-  record = model_record(workdir)
-  if eval_dtype is None:
-    eval_dtype = config.model.get('eval_dtype', record['model'].get('eval_dtype'))
-  module, eval_module = build_modules(record, eval_dtype)
+  make = _opener(workdir, eval_dtype, config)
   mngr = workdir_lib.checkpoint_manager(workdir, create=False)
   try:
-    saved = sorted(int(s) for s in mngr.all_steps())
-    if not saved:
-      raise errors.DataNotFoundError(f'No checkpoint in {workdir_lib.checkpoint_dir(workdir)}.')
-    if step is not None and step not in saved:
-      raise errors.DataNotFoundError(f'No checkpoint at step {step} in '
-                                     f'{workdir_lib.checkpoint_dir(workdir)}; saved steps: '
-                                     f'{saved}.')
+    saved = _saved_steps(mngr, workdir, [] if step is None else [step])
     failed = []
     for s in ([step] if step is not None else saved[::-1]):
       try:
@@ -205,9 +190,7 @@ def load(workdir: str, step: int | None = None, eval_dtype: str | None = None,
                         'one.', s, workdir, str(e).splitlines()[0][:300] if str(e) else e)
         failed.append(s)
         continue
-      return Trained(workdir=workdir, config=config, record=record, step=int(s),
-                     params=state['params'], model_state=state.get('model_state') or {},
-                     module=module, eval_module=eval_module)
+      return make(s, state)
     raise errors.DataNotFoundError(f'No readable checkpoint in '
                                    f'{workdir_lib.checkpoint_dir(workdir)}: steps {failed} '
                                    f'are all damaged.')
@@ -216,11 +199,45 @@ def load(workdir: str, step: int | None = None, eval_dtype: str | None = None,
 
 
 def load_all(workdir: str, steps=None) -> dict[int, Trained]:
-  """{step: Trained} for `steps` (None: every saved step)."""
-  steps = checkpoint_steps(workdir) if steps is None else list(steps)
-  if not steps:
+  """{step: Trained} for `steps` (None: every saved step), the run opened once."""
+  make = _opener(workdir, None, None)
+  mngr = workdir_lib.checkpoint_manager(workdir, create=False)
+  try:
+    saved = _saved_steps(mngr, workdir, [] if steps is None else [int(s) for s in steps])
+    return {int(s): make(int(s), _restore_arrays(mngr, int(s)))
+            for s in (saved if steps is None else steps)}
+  finally:
+    mngr.close()
+
+
+def _opener(workdir: str, eval_dtype: str | None, config):
+  """What every checkpoint of the run shares (config, record, modules), as a
+  function (step, restored state arrays) -> Trained."""
+  config = workdir_lib.load_config(workdir) if config is None else config
+  record = model_record(workdir)
+  if eval_dtype is None:
+    eval_dtype = config.model.get('eval_dtype', record['model'].get('eval_dtype'))
+  module, eval_module = build_modules(record, eval_dtype)
+
+  def make(step: int, state: dict) -> Trained:
+    return Trained(workdir=workdir, config=config, record=record, step=int(step),
+                   params=state['params'], model_state=state.get('model_state') or {},
+                   module=module, eval_module=eval_module)
+  return make
+
+
+def _saved_steps(mngr: ocp.CheckpointManager, workdir: str, wanted: list[int]) -> list[int]:
+  """The saved steps, oldest first; an error when there are none or one of
+  `wanted` is not among them."""
+  saved = sorted(int(s) for s in mngr.all_steps())
+  if not saved:
     raise errors.DataNotFoundError(f'No checkpoint in {workdir_lib.checkpoint_dir(workdir)}.')
-  return {int(s): load(workdir, int(s)) for s in steps}
+  for step in wanted:
+    if step not in saved:
+      raise errors.DataNotFoundError(f'No checkpoint at step {step} in '
+                                     f'{workdir_lib.checkpoint_dir(workdir)}; saved steps: '
+                                     f'{saved}.')
+  return saved
 
 
 # ---------------------------------------------------------------------------

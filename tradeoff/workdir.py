@@ -200,8 +200,6 @@ def read_json(path: str) -> dict:
     raise errors.UserError(f'{path} is not valid JSON ({e}); the file is damaged.') from e
 
 
-_read_json = read_json
-
 
 def write_json(path: str, payload: dict, indent: int = 2) -> None:
   write_text(path, json.dumps(payload, indent=indent))
@@ -222,7 +220,7 @@ def prepare(config: ml_collections.ConfigDict, workdir: str, write: bool = True)
   path = join(workdir, 'config.json')
   current = as_json(config)
   if exists(path):
-    saved = _read_json(path)
+    saved = read_json(path)
     diff = config_diff(saved, current)
     if diff:
       saved_flat, new_flat = flat_config(saved), _flat(current)
@@ -239,7 +237,7 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
   if not exists(path):
     raise errors.DataNotFoundError(
         f'{path} not found: --workdir={workdir} is not a tradeoff run directory.')
-  return configlib.from_json(upgrade(_read_json(path)))
+  return configlib.from_json(upgrade(read_json(path)))
 
 
 def write_model_record(workdir: str, record: dict) -> None:
