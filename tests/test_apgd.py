@@ -444,3 +444,16 @@ def test_model_checks_flag_probabilities_randomness_dynamic_models_and_dead_grad
     assert not res[failed], kind
   dead = accuracy.model_checks(Wrapped('round'), {}, {}, x, y)
   assert dead['zero_gradient_fraction'] == 1.0 and 'zero input gradient' in dead['warnings'][-1]
+
+
+def test_the_checks_compare_the_configured_targets_not_the_ones_cut_to_the_classes():
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from tradeoff import configlib  # pylint: disable=g-import-not-at-top
+  from tradeoff import evaluation  # pylint: disable=g-import-not-at-top
+  block = ml_collections.ConfigDict({'name': 'autoattack', 'targets': 3,
+                                     'autoattack': configlib.autoattack_config()})
+  assert evaluation.configured_targets(block) == 9
+  block.name = 'fab_t'
+  assert evaluation.configured_targets(block) == 3
+  block.name = 'pgd'
+  assert evaluation.configured_targets(block) == 0

@@ -159,6 +159,15 @@ def cascade_progress_of(config: ml_collections.ConfigDict, workdir: str):
           'path': progress.path}
 
 
+def configured_targets(block) -> int:
+  """How many targets the attack block asks of its targeted stages (0: none): the
+  number before it is cut to the model's classes, which the checks compare."""
+  name = block.get('name', 'pgd')
+  if name.startswith('autoattack'):
+    return int(block.autoattack.targets)
+  return int(block.get('targets', 9)) if name in ('apgd_t', 'fab_t') else 0
+
+
 # How many test points the model checks look at (accuracy.model_checks).
 CHECK_POINTS = 64
 
@@ -171,10 +180,9 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
   x_eval, y_eval, progress = _progress_of(ev, workdir)
   num_devices = parallel.local_device_count()
   _, _, rng = experiment.rng_streams(ev.config.seed)  # as in training: same numbers
-  targets = max((getattr(s, 'targets', 0) for s in getattr(ev.eval_attack, 'stages', ())),
-                default=getattr(ev.eval_attack, 'targets', 0))
   checks = accuracy.model_checks(ev.eval_module, ev.run.params, ev.run.model_state,
-                                 x_eval[:CHECK_POINTS], y_eval[:CHECK_POINTS], targets)
+                                 x_eval[:CHECK_POINTS], y_eval[:CHECK_POINTS],
+                                 configured_targets(ev.config.eval_attack))
   for line in checks['warnings']:
     logging.warning('%s: %s', workdir, line)
   result = accuracy.evaluate_clean_and_robust(

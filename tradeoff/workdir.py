@@ -3,9 +3,9 @@
 A workdir is a local path or a URL (`gs://bucket/run`): every file goes through
 etils.epath, and orbax writes its checkpoints to the same place. Every write is
 atomic: a temporary name then a rename on a local disk, one object upload on
-cloud storage, so a reader never sees half a file. (On cloud storage epath
-uses TensorFlow's gfile when TensorFlow is installed, else fsspec's gcsfs;
-EPATH_USE_TF=false picks gcsfs.)
+cloud storage, so a reader never sees half a file. On cloud storage epath uses
+fsspec's gcsfs: tradeoff/__init__.py sets EPATH_USE_TF=false unless the user set
+it, where epath would otherwise pick TensorFlow's gfile.
 
     <workdir>/config.json    the config the run was started with (unresolved: the
                              attack steps follow later command-line overrides)
