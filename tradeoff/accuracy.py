@@ -52,6 +52,10 @@ def make_eval_step(module: nn.Module, attack: attacks.Attack) -> Callable:
   return jax.pmap(eval_step, axis_name=AXIS, in_axes=(0, 0, 0, None))
 
 
+# evaluate waits for the device every this many batches.
+SYNC_EVERY = 16
+
+
 def evaluate(p_eval_step: Callable, params, model_state, x: np.ndarray, y: np.ndarray,
              batch_size: int, rng: jax.Array) -> dict[str, float]:
   """Runs a `make_eval_step` function over (x, y).
@@ -69,16 +73,20 @@ def evaluate(p_eval_step: Callable, params, model_state, x: np.ndarray, y: np.nd
     clean_accuracy, robust_accuracy, clean_loss, adv_loss, num_examples.
   """
   num_devices = jax.local_device_count()
-  totals = None
+  parts = []
   # With several processes each attacks its slice of every batch; the psum adds
-  # all devices of all processes, so every process gets the same totals.
+  # all devices of all processes, so every process gets the same totals. The
+  # batches' sums stay on the devices and are added on the host at the end: an
+  # operation per batch to add them there would cost more than a small model's
+  # clean batch. Waiting for every SYNC_EVERY-th batch bounds the inputs queued.
   for i, batch in enumerate(data.eval_batches(x, y, batch_size, jax.process_index(),
                                               jax.process_count())):
-    sums = p_eval_step(params, model_state, parallel.shard(batch, num_devices),
-                       jax.random.fold_in(rng, i))
-    sums = jax.tree.map(lambda a: a[0], sums)
-    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-  totals = jax.tree.map(float, jax.device_get(totals))
+    parts.append(p_eval_step(params, model_state, parallel.shard(batch, num_devices),
+                             jax.random.fold_in(rng, i)))
+    if i % SYNC_EVERY == SYNC_EVERY - 1:
+      jax.block_until_ready(parts[-1])
+  parts = jax.device_get(parts)
+  totals = {k: float(sum(np.float64(p[k][0]) for p in parts)) for k in parts[0]}
   n = totals['count']
   return {'clean_accuracy': totals['clean_correct'] / n,
           'robust_accuracy': totals['robust_correct'] / n,
@@ -407,6 +415,8 @@ def _evaluate_cascade(module, cascade, params, model_state, x, y, batch_size, rn
   out = {'clean_accuracy': clean['clean_accuracy'], 'clean_loss': clean['clean_loss'],
          'num_examples': clean['num_examples'], 'robust_accuracy': float(robust.mean()),
          'num_robust_examples': m, 'robust_accuracy_by_stage': by_stage,
+         # which of the attacked points stayed robust ('1') through every stage
+         'robust_points': ''.join('1' if r else '0' for r in robust),
          'robust_time_s': time.time() - t_start,
          # of the stages run by this process (a resumed evaluation: since it resumed)
          'max_threat_model_violation': max_violation}
