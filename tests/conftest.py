@@ -9,6 +9,7 @@ decoded arrays are cached in .data/array_cache for every test process.
 """
 import fcntl
 import os
+import signal
 import subprocess
 import sys
 
@@ -44,6 +45,9 @@ KIT = os.path.join(os.path.dirname(ROOT), 'shared', 'data', 'prepare_tfds.py')
 LOCAL_DATA = os.path.join(ROOT, '.data', 'tfds')
 
 
+DATASETS = ('mnist', 'fashion_mnist', 'cifar10')   # in the order the suite first needs them
+
+
 def _prepared(data_dir, name):
   """Whether `name` is wholly prepared in data_dir: tfds writes a version's
   dataset_info.json after its data files, so a preparation under way in another
@@ -56,27 +60,67 @@ def _prepared(data_dir, name):
       for v in os.listdir(root))
 
 
+def _local(name: str) -> str:
+  return LOCAL_DATA + ('_cifar10_jpeg75' if name == 'cifar10' else '')
+
+
+def prepare_locally(name: str) -> None:
+  """Prepares `name` into .data/ from the offline kit unless it is there, once:
+  test processes (and the session's background preparation) take turns under a
+  file lock, so no dataset is prepared twice."""
+  os.makedirs(_CACHE, exist_ok=True)
+  with open(os.path.join(_CACHE, f'prepare_{name}.lock'), 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)   # released when the file is closed
+    if not _prepared(_local(name), name):
+      subprocess.run([sys.executable, KIT, LOCAL_DATA, '--datasets', name], check=True,
+                     stdout=subprocess.DEVNULL)
+
+
 def _data_dir(name: str) -> str:
-  """A tfds data dir holding `name`, preparing it from the offline kit if needed
-  (once: the test processes take turns, so two workers never prepare it twice)."""
-  local = LOCAL_DATA + ('_cifar10_jpeg75' if name == 'cifar10' else '')
+  """A tfds data dir holding `name`, preparing it from the offline kit if needed."""
+  local = _local(name)
   if _prepared(os.environ.get('TFDS_DATA_DIR', ''), name):
     return os.environ['TFDS_DATA_DIR']
   if not os.path.exists(KIT) and _prepared(local, name):
     return local
   if os.path.exists(KIT):
-    os.makedirs(_CACHE, exist_ok=True)
-    with open(os.path.join(_CACHE, f'prepare_{name}.lock'), 'w') as lock:
-      fcntl.flock(lock, fcntl.LOCK_EX)   # released when the file is closed
-      if not _prepared(local, name):
-        subprocess.run([sys.executable, KIT, LOCAL_DATA, '--datasets', name], check=True,
-                       stdout=subprocess.DEVNULL)
+    prepare_locally(name)
     if _prepared(local, name):
       return local
   msg = f'tfds dataset {name!r} not found and no offline kit at {KIT}'
   if os.environ.get('CI') == 'true':
     pytest.fail(msg)
   pytest.skip(msg)
+
+
+_BACKGROUND = []
+
+
+def pytest_configure(config):
+  """With several test workers, the datasets the kit can prepare and nobody has
+  yet are prepared by one background process from the start, one after the
+  other under the same locks, while the workers run the tests that need no
+  data; a test that needs one waits for it (a worker that prepared it itself
+  would leave the other waiting on the lock, with a core idle)."""
+  workers = getattr(config.option, 'numprocesses', None)
+  if hasattr(config, 'workerinput') or not workers or not os.path.exists(KIT):
+    return
+  missing = [n for n in DATASETS
+             if not _prepared(os.environ.get('TFDS_DATA_DIR', ''), n)
+             and not _prepared(_local(n), n)]
+  if missing:
+    _BACKGROUND.append(subprocess.Popen(
+        [sys.executable, '-c', 'import sys, conftest; [conftest.prepare_locally(n) for n in '
+         'sys.argv[1:]]', *missing], cwd=os.path.dirname(os.path.abspath(__file__)),
+        stdout=subprocess.DEVNULL, start_new_session=True))
+
+
+def pytest_unconfigure(config):
+  del config
+  for proc in _BACKGROUND:
+    if proc.poll() is None:   # a run of a few tests ended before it: stop preparing
+      os.killpg(proc.pid, signal.SIGTERM)   # the kit's process too (tfds renames a
+      proc.wait()                           # dataset into place only when it is whole)
 
 
 @pytest.fixture(scope='session')
