@@ -250,7 +250,6 @@ def export(workdir: str, output: str | None = None, step: int | None = None) -> 
   checkpoint): no data, loss module or teacher.
   """
   run = load(workdir, step)
-  flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(run.variables), sep='/')
   results = workdir_lib.read_results(workdir) or {}
   record = dict(run.record)
   record.update({
@@ -263,7 +262,13 @@ def export(workdir: str, output: str | None = None, step: int | None = None) -> 
       'accuracy': {k: results[k] for k in ('clean_accuracy', 'robust_accuracy')
                    if k in results},
       'train_commit': results.get('commit'), 'export_commit': provenance.git_commit()})
-  out = output or workdir_lib.join(workdir, 'export')
+  return write_export(output or workdir_lib.join(workdir, 'export'), run.variables, record)
+
+
+def write_export(out: str, variables, record: dict) -> str:
+  """Writes `variables` (flattened with '/') as variables.npz and `record` as
+  model.json into `out`; returns `out`."""
+  flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(variables), sep='/')
   buf = io.BytesIO()
   np.savez(buf, **{k: np.asarray(v) for k, v in flat.items()})
   workdir_lib.write_bytes(workdir_lib.join(out, 'variables.npz'), buf.getvalue())

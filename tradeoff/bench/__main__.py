@@ -4,6 +4,8 @@ r"""Throughput of the training step, against this machine's matmul peak.
     python -m tradeoff.bench --mode=layers --output=figures/results/bench_cpu_layers.json
     python -m tradeoff.bench --mode=profile --output=figures/results/bench_cpu_profile.json
     python -m tradeoff.bench --mode=attacks --workdir=<robust run> --output=figures/results/bench_attacks.json
+    python -m tradeoff.bench --mode=autoattack_reference --workdir=<robust run> \
+        --torch_python=<python with torch + pyautoattack> --num_examples=500 --output=...
     python -m tradeoff.bench --mode=pipeline --output=figures/results/bench_imagenet_pipeline.json
     python -m tradeoff.bench --mode=resnet --batch_size=8 --output=figures/results/bench_resnet50.json
     python -m tradeoff.bench --mode=processes --output=figures/results/bench_processes_cpu.json
@@ -22,6 +24,10 @@ larger), so the share of peak compares like with like.
 
 --mode=attacks times evaluation attacks instead: AutoAttack standard against
 PGD-100 × 5 on one trained checkpoint (tradeoff/bench/attacks.py).
+
+--mode=autoattack_reference runs tradeoff's AutoAttack standard and Croce &
+Hein's reference (pyautoattack, in a separate torch environment, on a PyTorch
+port of the same weights) on the same images (tradeoff/bench/reference.py).
 
 --mode=pipeline and --mode=resnet time Restricted ImageNet's input pipeline
 at 224 px and the ImageNet ResNet-50 training step (standard and PGD-k, f32
@@ -43,6 +49,7 @@ from tradeoff.bench import imagenet as bench_imagenet
 from tradeoff.bench import processes as bench_processes
 from tradeoff.bench import profile as bench_profile
 from tradeoff.bench import records
+from tradeoff.bench import reference as bench_reference
 from tradeoff.bench import steps as benchmarks
 
 _BATCH = flags.DEFINE_integer('batch_size', 128, 'Global batch size.')
@@ -50,12 +57,15 @@ _STEPS = flags.DEFINE_list('pgd_steps', ['7', '40'], 'PGD step counts to benchma
 _SECONDS = flags.DEFINE_float('seconds', 10.0, 'Minimum timed seconds per configuration.')
 _OUTPUT = flags.DEFINE_string('output', 'figures/results/bench.json', 'JSON output path.')
 _SHOW = flags.DEFINE_string('show', None, 'Print the table of an existing bench JSON and exit.')
-_MODE = flags.DEFINE_enum('mode', 'steps', ['steps', 'layers', 'profile', 'attacks', 'pipeline',
-                                            'resnet', 'processes', 'processes_worker'],
+_MODE = flags.DEFINE_enum('mode', 'steps', ['steps', 'layers', 'profile', 'attacks',
+                                            'autoattack_reference', 'pipeline', 'resnet',
+                                            'processes', 'processes_worker'],
                           'steps: the training steps; layers: each conv layer alone (forward / '
                           'input gradient / kernel gradient) and PGD restarts; profile: the '
                           'PGD-k step (first of --pgd_steps) op by op from a profiler trace; '
                           'attacks: AutoAttack standard vs PGD-100 x 5 on --workdir; '
+                          'autoattack_reference: tradeoff\'s AutoAttack vs the reference '
+                          '(pyautoattack, --torch_python) on --workdir; '
                           'pipeline: the streaming ImageNet input pipeline at 224 px; resnet: '
                           'the ImageNet ResNet training step, f32 and bf16; processes: the '
                           'PGD-7 step on 1 process vs 2 processes (multi-process cost).')
@@ -66,6 +76,10 @@ _THREADS = flags.DEFINE_list('threads', ['1', '2'], 'pipeline: decoding thread c
 _DEPTH = flags.DEFINE_integer('depth', 50, 'resnet: ImageNet ResNet depth.')
 _DTYPES = flags.DEFINE_list('dtypes', ['float32', 'bfloat16'], 'resnet: compute dtypes.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'attacks: the trained run to attack.')
+_TORCH_PYTHON = flags.DEFINE_string('torch_python', None, 'autoattack_reference: the python '
+                                    'of an environment with torch and pyautoattack.')
+_REF_BATCH = flags.DEFINE_integer('reference_batch_size', 250, 'autoattack_reference: the '
+                                  'reference\'s batch (its default, 250).')
 _EXAMPLES = flags.DEFINE_integer('num_examples', 1000, 'attacks: first N test images; '
                                  'pipeline: stand-in images per split.')
 
@@ -80,6 +94,14 @@ def main(argv):
       raise errors.UserError('--mode=attacks needs --workdir=<a trained robust run>.')
     out = {**_provenance(), **bench_attacks.attack_cost(_WORKDIR.value, _EXAMPLES.value)}
     print(bench_attacks.format_attack_cost(out))
+    _write(out)
+    return
+  if _MODE.value == 'autoattack_reference':
+    if not _WORKDIR.value:
+      raise errors.UserError('--mode=autoattack_reference needs --workdir=<a trained robust run>.')
+    out = {**_provenance(), **bench_reference.autoattack_reference(
+        _WORKDIR.value, _EXAMPLES.value, _TORCH_PYTHON.value, _REF_BATCH.value)}
+    print(bench_reference.format_reference(out))
     _write(out)
     return
   if _MODE.value == 'processes_worker':
