@@ -109,10 +109,14 @@ def pytest_configure(config):
              if not _prepared(os.environ.get('TFDS_DATA_DIR', ''), n)
              and not _prepared(_local(n), n)]
   if missing:
-    _BACKGROUND.append(subprocess.Popen(
-        [sys.executable, '-c', 'import sys, conftest; [conftest.prepare_locally(n) for n in '
-         'sys.argv[1:]]', *missing], cwd=os.path.dirname(os.path.abspath(__file__)),
-        stdout=subprocess.DEVNULL, start_new_session=True))
+    os.makedirs(_CACHE, exist_ok=True)
+    # Its output goes to a log; should it fail, the test that needs the dataset
+    # prepares it again itself and fails there with the kit's error.
+    with open(os.path.join(_CACHE, 'prepare.log'), 'w') as log:
+      _BACKGROUND.append(subprocess.Popen(
+          [sys.executable, '-c', 'import sys, conftest; [conftest.prepare_locally(n) for n in '
+           'sys.argv[1:]]', *missing], cwd=os.path.dirname(os.path.abspath(__file__)),
+          stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
 
 
 def pytest_unconfigure(config):

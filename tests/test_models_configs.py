@@ -29,9 +29,11 @@ def _model_cfg(name, **kw):
 def test_models_give_one_logit_per_class(name, shape):
   module = models.build(_model_cfg(name), 10, (0.5,), (0.2,))
   x = jnp.zeros((3,) + shape)
-  variables = module.init(jax.random.key(0), x)
-  logits, _ = models.apply(module, variables['params'],
-                           {k: v for k, v in variables.items() if k != 'params'}, x, train=True)
+  # jitted: run eagerly, every layer's operations compile one by one (seconds cold)
+  variables = jax.jit(module.init)(jax.random.key(0), x)
+  logits, _ = jax.jit(lambda v, x: models.apply(
+      module, v['params'], {k: a for k, a in v.items() if k != 'params'}, x, train=True))(
+          variables, x)
   assert logits.shape == (3, 10)
 
 
@@ -162,10 +164,10 @@ def test_bfloat16_resnet_computes_in_bf16_with_float32_parameters_and_logits():
   cfg.dtype = 'float32'
   full = models.build(cfg, 9, (0.5,) * 3, (0.25,) * 3)
   x = jax.random.uniform(jax.random.key(1), (2, 32, 32, 3))
-  variables = full.init(jax.random.key(0), x)
+  variables = jax.jit(full.init)(jax.random.key(0), x)
   assert all(a.dtype == jnp.float32 for a in jax.tree.leaves(variables))
-  lo = half.apply(variables, x)
-  hi = full.apply(variables, x)
+  lo = jax.jit(half.apply)(variables, x)
+  hi = jax.jit(full.apply)(variables, x)
   assert lo.dtype == jnp.float32 and lo.shape == (2, 9)
   np.testing.assert_allclose(lo, hi, atol=0.1 * float(jnp.abs(hi).max()) + 1e-3)
   assert not np.array_equal(np.asarray(lo), np.asarray(hi))   # bf16 did round something

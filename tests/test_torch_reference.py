@@ -36,7 +36,7 @@ def _export(tmp_path, name, shape, mean, std, **fields):
   cfg.update(fields)
   module = models.build(cfg, 10, mean, std)
   x = jax.random.uniform(jax.random.key(1), (6,) + shape)
-  variables = module.init(jax.random.key(0), x[:1], train=False)
+  variables = jax.jit(lambda k, x: module.init(k, x, train=False))(jax.random.key(0), x[:1])
   if 'batch_stats' in variables:   # running statistics that are not the initial 0 / 1
     keys = iter(jax.random.split(jax.random.key(2), 1000))
     variables = {**variables, 'batch_stats': jax.tree.map(
@@ -46,7 +46,7 @@ def _export(tmp_path, name, shape, mean, std, **fields):
             'normalization': {'mean': list(mean), 'std': list(std),
                               'applied_inside_model': True}}
   out = trained.write_export(str(tmp_path / name), variables, record)
-  logits = module.apply(variables, x, train=False)
+  logits = jax.jit(lambda v, x: module.apply(v, x, train=False))(variables, x)
   return out, np.asarray(x), np.asarray(logits)
 
 
