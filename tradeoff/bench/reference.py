@@ -173,6 +173,13 @@ def format_reference(res: dict) -> str:
   head = (f"{res['workdir']}: {res['norm']} ε = {labels.fmt_eps(res['eps'])}, first "
           f"{res['num_examples']} test images\ntradeoff: {res['tradeoff_autoattack']}\n"
           f"reference: {res['reference_autoattack']}\n")
+  tail = (f"\npoints robust only under tradeoff: {res['robust_only_under_tradeoff']}; only "
+          f"under the reference: {res['robust_only_under_reference']}")
+  return head + reference_table(res) + tail
+
+
+def reference_table(res: dict) -> str:
+  """Per stage: both robust accuracies, their difference in points, both times."""
   pct = lambda v: '–' if v is None else labels.pct(v, 2)
   sec = lambda v: '–' if v is None else f'{v:.0f} s'
   rows = [[s['attack'], pct(s['tradeoff_robust_accuracy']), pct(s['reference_robust_accuracy']),
@@ -184,9 +191,6 @@ def format_reference(res: dict) -> str:
                f"{len(res['robust_only_under_tradeoff']) - len(res['robust_only_under_reference']):+d}",
                sec(res['tradeoff_time_s']), sec(res['reference_time_s']),
                '–' if res['time_ratio'] is None else f"{res['time_ratio']:.2f}"])
-  table = labels.markdown(['stage', 'robust acc. tradeoff', 'robust acc. reference',
-                           'points (tradeoff − reference)', 'time tradeoff', 'time reference',
-                           'time ratio'], rows)
-  tail = (f"\npoints robust only under tradeoff: {res['robust_only_under_tradeoff']}; only "
-          f"under the reference: {res['robust_only_under_reference']}")
-  return head + table + tail
+  return labels.markdown(['stage', 'robust acc. tradeoff', 'robust acc. reference',
+                          'points (tradeoff − reference)', 'time tradeoff', 'time reference',
+                          'time ratio'], rows)

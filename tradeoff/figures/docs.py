@@ -211,6 +211,13 @@ def attack_cost(path: str) -> str:
   return attacks.attack_cost_table(common.read_json(path))
 
 
+@generator('autoattack_reference')
+def autoattack_reference(path: str) -> str:
+  """`python -m tradeoff.bench --mode=autoattack_reference`: both AutoAttacks by stage."""
+  from tradeoff.bench import reference  # pylint: disable=g-import-not-at-top
+  return reference.reference_table(common.read_json(path))
+
+
 def _reference_results(results_dir: str) -> list[dict]:
   """The accuracy table's result files in the paper's dataset order."""
   files = [os.path.join(results_dir, f'reference_{d}.json')
