@@ -68,10 +68,11 @@ def min_norm_step(t: jax.Array, w: jax.Array, c: jax.Array, norm: str,
   breakpoint = jnp.where(moves, room / jnp.where(moves, v, 1.0), jnp.inf)
   saturated = jnp.where(moves, aw * room, 0.0)   # ⟨w, d⟩ of coordinate i at the box
   slope = aw * v                                 # d⟨w, d⟩/dλ of coordinate i inside it
-  order = jnp.argsort(breakpoint, axis=1)
-  bp = jnp.take_along_axis(breakpoint, order, 1)
-  sat = jnp.take_along_axis(saturated, order, 1)
-  sl = jnp.take_along_axis(slope, order, 1)
+  # One sort carries the three rows along (no argsort and gathers). Its order among
+  # equal breakpoints does not matter: there sat = bp·sl, so `reached` is the same
+  # for all of them and the first that reaches c has the same sums before it.
+  bp, sat, sl = jax.lax.sort((breakpoint, saturated, slope), dimension=1, is_stable=False,
+                             num_keys=1)
   # Exclusive / reverse cumulative sums without subtraction (rooms may be inf).
   before = jnp.cumsum(jnp.pad(sat[:, :-1], ((0, 0), (1, 0))), 1)   # coordinates at the box
   free = jnp.cumsum(sl[:, ::-1], 1)[:, ::-1]                       # those still inside
