@@ -70,6 +70,9 @@ class Port(torch.nn.Module):
     self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
     self.cfg = record['model']
     self.w = {k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in arrays.items()}
+    # Convolution kernels in torch's layout, once (not in every forward pass).
+    self.conv_w = {k[len('params/'):-len('/kernel')]: _conv_weight(np.asarray(v, np.float32))
+                   for k, v in arrays.items() if k.endswith('/kernel') and v.ndim == 4}
     if self.name == 'linear' and self.cfg.get('keep_features'):
       self.keep = torch.tensor(self.cfg['keep_features'], dtype=torch.long)
     else:
@@ -79,9 +82,8 @@ class Port(torch.nn.Module):
     return x @ self.w[f'params/{scope}/kernel'] + self.w[f'params/{scope}/bias']
 
   def _conv(self, x, scope, stride=1, bias=True):
-    kernel = self.w[f'params/{scope}/kernel']
-    weight = _conv_weight(kernel.numpy())
-    x = _same_pad(x, kernel.shape[0], stride)
+    weight = self.conv_w[scope]
+    x = _same_pad(x, weight.shape[2], stride)
     b = self.w[f'params/{scope}/bias'] if bias else None
     return F.conv2d(x, weight, b, stride)
 
