@@ -82,3 +82,16 @@ def test_the_imagenet_benchmarks_time_the_real_pipeline_and_step():
   assert step['steps'][0]['images_per_s'] > 0 and step['steps'][0]['timed_steps'] >= 3
   step.update(device='cpu', versions={'jax': '0'}, xla_flags='', commit='0' * 40)
   assert '| pgd1 | bfloat16 | 2 |' in bench_imagenet.format_resnet(step)
+
+
+def test_the_loop_benchmark_times_each_way_with_both_convolutions():
+  from tradeoff import models  # pylint: disable=g-import-not-at-top
+  from tradeoff.bench import loop  # pylint: disable=g-import-not-at-top
+  from tradeoff.bench import records  # pylint: disable=g-import-not-at-top
+  conv = models.Conv
+  out = loop.gradient_loop(batch_size=4, width=0.25, steps=2, repeats=1)
+  assert models.Conv is conv   # put back
+  assert [r['convolution'] for r in out['rows']] == ['nn.Conv', 'models.Conv']
+  assert all(r[way] > 0 for r in out['rows'] for way in loop.WAYS)
+  table = records.format_record({**out, 'kind': 'loop'})
+  assert '| models.Conv |' in table and 'rolled | unrolled | python' in table

@@ -6,6 +6,7 @@ r"""Throughput of the training step, against this machine's matmul peak.
     python -m tradeoff.bench --mode=attacks --workdir=<robust run> --output=figures/results/bench_attacks.json
     python -m tradeoff.bench --mode=autoattack_reference --workdir=<robust run> \
         --torch_python=<python with torch + pyautoattack> --num_examples=500 --output=...
+    python -m tradeoff.bench --mode=loop --batch_size=128 --width=0.5 --output=figures/results/bench_loop_cpu.json
     python -m tradeoff.bench --mode=pipeline --output=figures/results/bench_imagenet_pipeline.json
     python -m tradeoff.bench --mode=resnet --batch_size=8 --output=figures/results/bench_resnet50.json
     python -m tradeoff.bench --mode=processes --output=figures/results/bench_processes_cpu.json
@@ -46,6 +47,7 @@ from tradeoff import provenance
 from tradeoff import workdir as workdir_lib
 from tradeoff.bench import attacks as bench_attacks
 from tradeoff.bench import imagenet as bench_imagenet
+from tradeoff.bench import loop as bench_loop
 from tradeoff.bench import processes as bench_processes
 from tradeoff.bench import profile as bench_profile
 from tradeoff.bench import records
@@ -58,14 +60,16 @@ _SECONDS = flags.DEFINE_float('seconds', 10.0, 'Minimum timed seconds per config
 _OUTPUT = flags.DEFINE_string('output', 'figures/results/bench.json', 'JSON output path.')
 _SHOW = flags.DEFINE_string('show', None, 'Print the table of an existing bench JSON and exit.')
 _MODE = flags.DEFINE_enum('mode', 'steps', ['steps', 'layers', 'profile', 'attacks',
-                                            'autoattack_reference', 'pipeline', 'resnet',
+                                            'autoattack_reference', 'loop', 'pipeline',
+                                            'resnet',
                                             'processes', 'processes_worker'],
                           'steps: the training steps; layers: each conv layer alone (forward / '
                           'input gradient / kernel gradient) and PGD restarts; profile: the '
                           'PGD-k step (first of --pgd_steps) op by op from a profiler trace; '
                           'attacks: AutoAttack standard vs PGD-100 x 5 on --workdir; '
                           'autoattack_reference: tradeoff\'s AutoAttack vs the reference '
-                          '(pyautoattack, --torch_python) on --workdir; '
+                          '(pyautoattack, --torch_python) on --workdir; loop: an attack\'s '
+                          'gradient loop rolled / unrolled / from Python (tradeoff/bench/loop.py); '
                           'pipeline: the streaming ImageNet input pipeline at 224 px; resnet: '
                           'the ImageNet ResNet training step, f32 and bf16; processes: the '
                           'PGD-7 step on 1 process vs 2 processes (multi-process cost).')
@@ -80,6 +84,7 @@ _TORCH_PYTHON = flags.DEFINE_string('torch_python', None, 'autoattack_reference:
                                     'of an environment with torch and pyautoattack.')
 _REF_BATCH = flags.DEFINE_integer('reference_batch_size', 250, 'autoattack_reference: the '
                                   'reference\'s batch (its default, 250).')
+_WIDTH = flags.DEFINE_float('width', 0.5, 'loop: Madry CNN width.')
 _EXAMPLES = flags.DEFINE_integer('num_examples', 1000, 'attacks: first N test images; '
                                  'pipeline: stand-in images per split.')
 
@@ -102,6 +107,11 @@ def main(argv):
     out = {**_provenance(), **bench_reference.autoattack_reference(
         _WORKDIR.value, _EXAMPLES.value, _TORCH_PYTHON.value, _REF_BATCH.value)}
     print(bench_reference.format_reference(out))
+    _write(out)
+    return
+  if _MODE.value == 'loop':
+    out = {**_provenance(), **bench_loop.gradient_loop(_BATCH.value, _WIDTH.value)}
+    print(bench_loop.format_loop(out))
     _write(out)
     return
   if _MODE.value == 'processes_worker':

@@ -7,12 +7,13 @@ def _formatters() -> dict:
   # pylint: disable=g-import-not-at-top
   from tradeoff.bench import attacks
   from tradeoff.bench import imagenet
+  from tradeoff.bench import loop
   from tradeoff.bench import processes
   from tradeoff.bench import profile
   from tradeoff.bench import reference
   from tradeoff.bench import steps
   return {'attacks': attacks.format_attack_cost, 'processes': processes.format_compare,
-          'autoattack_reference': reference.format_reference,
+          'autoattack_reference': reference.format_reference, 'loop': loop.format_loop,
           'pipeline': imagenet.format_pipeline, 'resnet': imagenet.format_resnet,
           'profile': profile.format_profile, 'layers': steps.format_layers,
           'steps': steps.format_table}
