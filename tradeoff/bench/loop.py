@@ -69,6 +69,11 @@ def gradient_loop(batch_size: int = 128, width: float = 0.5, steps: int = 20,
 def format_loop(out: dict) -> str:
   head = (f"Madry CNN width {out['width']}, batch {out['batch_size']}, {out['steps']} steps; "
           f"{out['unit']}\n")
-  return head + labels.markdown(['convolution', *WAYS],
-                                [[r['convolution'], *(f'{r[w]:.3f}' for w in WAYS)]
-                                 for r in out['rows']])
+  return head + loop_table(out)
+
+
+def loop_table(out: dict) -> str:
+  """Milliseconds per gradient per image, by convolution and way of looping."""
+  return labels.markdown(['convolution', *WAYS],
+                         [[r['convolution'], *(f'{r[w]:.3f}' for w in WAYS)]
+                          for r in out['rows']])

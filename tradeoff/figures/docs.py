@@ -218,6 +218,13 @@ def autoattack_reference(path: str) -> str:
   return reference.reference_table(common.read_json(path))
 
 
+@generator('loop')
+def loop(path: str) -> str:
+  """`python -m tradeoff.bench --mode=loop`: an attack's gradient loop, ms per gradient."""
+  from tradeoff.bench import loop as bench_loop  # pylint: disable=g-import-not-at-top
+  return bench_loop.loop_table(common.read_json(path))
+
+
 def _reference_results(results_dir: str) -> list[dict]:
   """The accuracy table's result files in the paper's dataset order."""
   files = [os.path.join(results_dir, f'reference_{d}.json')
